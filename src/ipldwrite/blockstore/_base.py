@@ -1,0 +1,169 @@
+"""The blockstore contract: where blocks live.
+
+One small abstract base with real defaults: a backend implements ``_get``, ``_put`` and
+``_has`` (plus ``_iter_links`` if it can list) and inherits hashing, size limits, identity
+CIDs, verification and the batch variants. Consumers type against the least they need:
+the CAR exporter takes a :class:`BlockGetter`, a chunk writer a :class:`BlockPutter`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from typing import Final, Protocol, runtime_checkable
+
+from ipldwrite.errors import (
+    BlockNotFoundError,
+    BlockTooLargeError,
+    ReadOnlyError,
+)
+from ipldwrite.ipld import IDENTITY, RAW, Link, compute_link, link_str, parse_cid_bytes
+from ipldwrite.ipld import verify_block as _verify
+
+__all__ = [
+    "DEFAULT_MAX_BLOCK_SIZE",
+    "HARD_MAX_BLOCK_SIZE",
+    "MIN_MAX_BLOCK_SIZE",
+    "BlockGetter",
+    "BlockPutter",
+    "Blockstore",
+    "check_block_limit",
+]
+
+#: 1 MiB, envelope included: what every IPFS implementation accepts (Kubo ≤ 0.39 refuses more).
+DEFAULT_MAX_BLOCK_SIZE: Final = 1 << 20
+#: The Bitswap ceiling; no configuration may go above it.
+HARD_MAX_BLOCK_SIZE: Final = 2 << 20
+#: Manifest nodes are up to ~170 KiB (docs/spec.md); a limit below this could not hold them.
+MIN_MAX_BLOCK_SIZE: Final = 256 << 10
+
+
+def check_block_limit(limit: int) -> int:
+    if not MIN_MAX_BLOCK_SIZE <= limit <= HARD_MAX_BLOCK_SIZE:
+        raise ValueError(
+            f"max_block_size={limit} is outside [{MIN_MAX_BLOCK_SIZE}, {HARD_MAX_BLOCK_SIZE}]: "
+            "blocks above 2 MiB cannot travel over Bitswap and manifest nodes need 256 KiB"
+        )
+    return limit
+
+
+@runtime_checkable
+class BlockGetter(Protocol):
+    def get(self, link: Link) -> bytes: ...
+
+
+@runtime_checkable
+class BlockPutter(Protocol):
+    def put(self, data: bytes, codec: int = RAW) -> Link: ...
+
+
+class Blockstore(ABC):
+    """Content-addressed block storage.
+
+    Parameters
+    ----------
+    max_block_size
+        Blocks larger than this are refused with :class:`BlockTooLargeError`.
+    hasher
+        Multihash for new blocks: ``"sha2-256"`` (default) or ``"blake3"``.
+    verify
+        Re-hash every block on read and raise :class:`CorruptBlockError` on a mismatch.
+    """
+
+    #: Whether Dask workers in other processes (or machines) see the same blocks.
+    shared_between_processes: bool = False
+    supports_listing: bool = False
+
+    def __init__(
+        self,
+        *,
+        max_block_size: int = DEFAULT_MAX_BLOCK_SIZE,
+        hasher: str = "sha2-256",
+        verify: bool = False,
+        read_only: bool = False,
+    ) -> None:
+        self.max_block_size = check_block_limit(max_block_size)
+        compute_link(b"", hasher=hasher)  # refuse unknown hashers now, not at the first put
+        self.hasher = hasher
+        self.verify = verify
+        self.read_only = read_only
+
+    # -- what a backend implements --------------------------------------------------------
+    @abstractmethod
+    def _get(self, link: Link) -> bytes | None:
+        """The block's bytes, or None if absent."""
+
+    @abstractmethod
+    def _put(self, link: Link, data: bytes) -> None:
+        """Store ``data`` under ``link``; the caller has already hashed and size-checked it."""
+
+    @abstractmethod
+    def _has(self, link: Link) -> bool: ...
+
+    def _iter_links(self) -> Iterator[Link]:
+        raise NotImplementedError(f"{type(self).__name__} cannot list its blocks")
+
+    # -- the contract ---------------------------------------------------------------------
+    def get(self, link: Link) -> bytes:
+        """The bytes of block ``link``; :class:`BlockNotFoundError` if absent."""
+        raw = link.cid_bytes
+        if raw[2:3] == b"\x00" or raw[1:2] == b"\x00":  # cheap pre-check before parsing
+            parts = parse_cid_bytes(raw)
+            if parts.hash_code == IDENTITY:
+                return parts.digest
+        data = self._get(link)
+        if data is None:
+            raise BlockNotFoundError(
+                f"block {link_str(link)} is not in {self!r}. It may live in another blockstore: "
+                "import the CAR that holds it (`ipldwrite import-car`) or open the dataset "
+                "with the blockstore it was written to.",
+                cid=link,
+            )
+        if self.verify:
+            _verify(link, data)
+        return data
+
+    def put(self, data: bytes, codec: int = RAW) -> Link:
+        """Hash ``data`` as a block of ``codec``, store it, return its link."""
+        link = compute_link(data, codec, self.hasher)
+        self.put_block(link, data)
+        return link
+
+    def put_block(self, link: Link, data: bytes) -> None:
+        """Store a block whose link the caller computed (verified when ``verify`` is set)."""
+        self._check_writable()
+        if len(data) > self.max_block_size:
+            raise BlockTooLargeError(
+                f"block {link_str(link)} is {len(data)} bytes, above the limit of "
+                f"{self.max_block_size}. Larger zarr chunks are split into UnixFS file DAGs "
+                "automatically; for other blocks, reduce their size.",
+                cid=link,
+            )
+        if self.verify:
+            _verify(link, data)
+        self._put(link, data)
+
+    def has(self, link: Link) -> bool:
+        return self._has(link)
+
+    def get_many(self, links: Iterable[Link]) -> Iterator[tuple[Link, bytes]]:
+        for link in links:
+            yield link, self.get(link)
+
+    def put_many(self, blocks: Iterable[tuple[Link, bytes]]) -> None:
+        for link, data in blocks:
+            self.put_block(link, data)
+
+    def has_many(self, links: Iterable[Link]) -> list[bool]:
+        return [self._has(link) for link in links]
+
+    def iter_links(self) -> Iterator[Link]:
+        """Every block's link, where the backend can list (``supports_listing``)."""
+        return self._iter_links()
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"{self!r} is read-only; open a writable blockstore to add blocks")
+
+    def __contains__(self, link: object) -> bool:
+        return isinstance(link, Link) and self._has(link)

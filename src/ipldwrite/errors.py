@@ -1,0 +1,109 @@
+"""Every exception ipldwrite raises on purpose.
+
+Messages name the CID, key or byte offset at fault and say what to do about it. Where a
+builtin fits, classes also inherit it, so generic code (``except KeyError``) keeps working::
+
+    IpldWriteError
+    ├── InvalidCIDError            (ValueError)  a string or bytes that is not a CID we accept
+    ├── CodecError                 (ValueError)  malformed or non-canonical DAG-CBOR / DAG-PB
+    ├── BlockError
+    │   ├── BlockNotFoundError     (KeyError)    a block the DAG links to is not in the blockstore
+    │   ├── CorruptBlockError      (ValueError)  a block's bytes do not hash to its CID
+    │   └── BlockTooLargeError     (ValueError)  a block above the configured size limit
+    ├── CarError                   (ValueError)  a CAR file that cannot be read
+    │   └── TruncatedCarError                    the file ends inside a header or section
+    ├── FormatError                (ValueError)  a DAG or key space that is not zarr-on-IPLD
+    ├── ReadOnlyError              (PermissionError)
+    ├── UnsafeBlockstoreError      (ValueError)  a blockstore that workers in other processes
+    │                                            cannot reach
+    ├── ChunkAlignmentError        (ValueError)  Dask chunks that straddle zarr chunks
+    ├── MergeConflictError         (ValueError)  two partial datasets disagree
+    └── IncompatibleDatasetsError  (ValueError)  datasets that cannot be joined as asked
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BlockError",
+    "BlockNotFoundError",
+    "BlockTooLargeError",
+    "CarError",
+    "ChunkAlignmentError",
+    "CodecError",
+    "CorruptBlockError",
+    "FormatError",
+    "IncompatibleDatasetsError",
+    "InvalidCIDError",
+    "IpldWriteError",
+    "MergeConflictError",
+    "ReadOnlyError",
+    "TruncatedCarError",
+    "UnsafeBlockstoreError",
+]
+
+
+class IpldWriteError(Exception):
+    """Base class of every error ipldwrite raises on purpose."""
+
+
+class InvalidCIDError(IpldWriteError, ValueError):
+    """A value that should be a CID is not one (or uses a code we do not support)."""
+
+
+class CodecError(IpldWriteError, ValueError):
+    """Bytes that are not strict, canonical DAG-CBOR (or DAG-PB) as the specs require."""
+
+
+class BlockError(IpldWriteError):
+    """A problem with one block; ``cid`` names it."""
+
+    def __init__(self, message: str, cid: object = None) -> None:
+        super().__init__(message)
+        self.cid = cid
+
+    def __str__(self) -> str:  # KeyError would otherwise print the message in quotes
+        return str(self.args[0])
+
+
+class BlockNotFoundError(BlockError, KeyError):
+    """The blockstore does not hold the block."""
+
+
+class CorruptBlockError(BlockError, ValueError):
+    """The block's bytes do not hash to its CID."""
+
+
+class BlockTooLargeError(BlockError, ValueError):
+    """The block is larger than the configured block size limit."""
+
+
+class CarError(IpldWriteError, ValueError):
+    """A CAR file that is not valid CARv1 or CARv2."""
+
+
+class TruncatedCarError(CarError):
+    """A CAR file that ends inside a header, index or block section."""
+
+
+class FormatError(IpldWriteError, ValueError):
+    """A DAG or a zarr key space that does not follow the zarr-on-IPLD format (docs/spec.md)."""
+
+
+class ReadOnlyError(IpldWriteError, PermissionError):
+    """A write was attempted on something opened read-only."""
+
+
+class UnsafeBlockstoreError(IpldWriteError, ValueError):
+    """A blockstore that the Dask workers in use cannot share."""
+
+
+class ChunkAlignmentError(IpldWriteError, ValueError):
+    """Dask chunks that would make two tasks write parts of the same zarr chunk."""
+
+
+class MergeConflictError(IpldWriteError, ValueError):
+    """Two partial datasets hold different content for the same chunk or metadata."""
+
+
+class IncompatibleDatasetsError(IpldWriteError, ValueError):
+    """Datasets that cannot be combined the way it was asked."""
