@@ -7,7 +7,7 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     ├── InvalidCIDError            (ValueError)  a string or bytes that is not a CID we accept
     ├── CodecError                 (ValueError)  malformed or non-canonical DAG-CBOR / DAG-PB
     ├── BlockError
-    │   ├── BlockNotFoundError     (KeyError)    a block the DAG links to is not in the blockstore
+    │   ├── BlockNotFoundError     (LookupError) a block the DAG links to is not in the blockstore
     │   ├── CorruptBlockError      (ValueError)  a block's bytes do not hash to its CID
     │   └── BlockTooLargeError     (ValueError)  a block above the configured size limit
     ├── CarError                   (ValueError)  a CAR file that cannot be read
@@ -61,12 +61,17 @@ class BlockError(IpldWriteError):
         super().__init__(message)
         self.cid = cid
 
-    def __str__(self) -> str:  # KeyError would otherwise print the message in quotes
+    def __str__(self) -> str:
         return str(self.args[0])
 
 
-class BlockNotFoundError(BlockError, KeyError):
-    """The blockstore does not hold the block."""
+class BlockNotFoundError(BlockError, LookupError):
+    """The blockstore does not hold the block.
+
+    Deliberately a LookupError and not a KeyError: zarr reads a KeyError from a store as
+    "this key does not exist" and would silently serve the fill value for a chunk whose
+    block is lost. A missing block is damage, never absence.
+    """
 
 
 class CorruptBlockError(BlockError, ValueError):

@@ -31,6 +31,12 @@ class MemoryBlockstore(Blockstore):
     def _iter_links(self) -> Iterator[Link]:
         return (Link(raw) for raw in list(self._blocks))
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MemoryBlockstore) and self._blocks == other._blocks
+
+    def __hash__(self) -> int:
+        return id(self)
+
     def __len__(self) -> int:
         return len(self._blocks)
 

@@ -1,0 +1,116 @@
+"""Turn a set of changed zarr keys into a new root CID.
+
+The zarr store stages writes as key → value; this module interprets the resulting key space
+as a zarr v3 hierarchy: ``zarr.json`` documents become group and array nodes, every other key
+must be a chunk key of the array above it. Only arrays whose metadata or chunks changed get
+new manifest nodes, and only along the tiles that changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ipldwrite.blockstore import Blockstore
+from ipldwrite.dag._manifest import NodeIO, Source, assemble
+from ipldwrite.dag._metadata import (
+    ChunkKeys,
+    attribute_order,
+    doc_from_json_bytes,
+    to_ipld_value,
+)
+from ipldwrite.dag._nodes import ArrayNode, GroupNode, Node
+from ipldwrite.dag._tree import DatasetReader, parent_of, write_tree
+from ipldwrite.errors import FormatError
+from ipldwrite.ipld import Link
+
+__all__ = ["commit_changes"]
+
+Staged = Mapping[str, bytes | Link | None]
+
+
+def _owning_array(key: str, arrays: Mapping[str, Any]) -> tuple[str | None, str]:
+    path = key
+    while True:
+        path, _, _ = path.rpartition("/")
+        if path in arrays:
+            return path, key[len(path) + 1 :] if path else key
+        if not path:
+            return ("", key) if "" in arrays else (None, key)
+
+
+def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) -> Link:
+    """The root of ``base`` with ``staged`` applied (a None value deletes the key)."""
+    base_nodes: dict[str, Node] = {}
+    if base is not None:
+        base_nodes = dict(DatasetReader(blockstore, base).walk())
+    docs: dict[str, dict[str, Any]] = {
+        path: node.doc for path, node in base_nodes.items() if node.doc is not None
+    }
+    orders = {path: node.order for path, node in base_nodes.items()}
+    for key, value in staged.items():
+        path, name = parent_of(key)
+        if name != "zarr.json":
+            continue
+        if value is None:
+            docs.pop(path, None)
+        elif isinstance(value, bytes):
+            parsed = doc_from_json_bytes(value, key)
+            orders[path] = attribute_order(parsed)
+            docs[path] = to_ipld_value(parsed, key)
+        else:
+            raise FormatError(f"{key!r}: metadata must be staged as bytes")
+    arrays = {p: d for p, d in docs.items() if d["node_type"] == "array"}
+
+    updates: dict[str, dict[tuple[int, ...], Link | None]] = {}
+    grids = {p: ChunkKeys.from_doc(d, p) for p, d in arrays.items()}
+    for key, value in staged.items():
+        if parent_of(key)[1] == "zarr.json":
+            continue
+        array_path, rest = _owning_array(key, arrays)
+        index = grids[array_path].parse(rest) if array_path is not None else None
+        if index is None:
+            if value is None:
+                continue  # deleting a key that the new hierarchy does not hold anyway
+            if array_path is None:
+                raise FormatError(
+                    f"key {key!r} is neither a zarr.json nor a chunk key inside an array. "
+                    "A zarr-on-IPLD dataset holds only a zarr v3 hierarchy; write other "
+                    "files elsewhere."
+                )
+            keys = grids[array_path]
+            raise FormatError(
+                f"key {key!r} is not a chunk key of array {array_path!r} (shape {keys.shape}, "
+                f"chunks {keys.chunk_shape}, key encoding {keys.encoding!r} with "
+                f"separator {keys.separator!r})"
+            )
+        if not isinstance(value, Link | None):
+            raise FormatError(f"{key!r}: chunks must be staged as links")
+        updates.setdefault(array_path, {})[index] = value  # type: ignore[index]
+
+    io = NodeIO(blockstore)
+    nodes: dict[str, Node] = {}
+    for path, doc in docs.items():
+        if doc["node_type"] == "group":
+            nodes[path] = GroupNode(doc, {}, path, orders.get(path))
+            continue
+        node = ArrayNode(doc, None, path, orders.get(path))
+        old = base_nodes.get(path)
+        changes = updates.get(path)
+        if isinstance(old, ArrayNode) and old.doc == doc and old.order == node.order and not changes:
+            nodes[path] = old
+            continue
+        sources = []
+        if isinstance(old, ArrayNode) and old.manifest is not None:
+            old_keys, new_keys = old.keys, grids[path]
+            if (old_keys.encoding, old_keys.separator, len(old_keys.shape)) == (
+                new_keys.encoding,
+                new_keys.separator,
+                len(new_keys.shape),
+            ):
+                # Same key strings name the same chunks; chunks now outside the grid drop out.
+                hi = tuple(min(a, b) for a, b in zip(old.tiling.grid, node.tiling.grid, strict=True))
+                sources.append(Source(old.tiling, old.manifest, hi=hi, label="the base dataset"))
+        root = assemble(io, node.tiling, sources, changes, what=f"array {path!r}")
+        nodes[path] = node.with_manifest(root)
+    return write_tree(blockstore, nodes)

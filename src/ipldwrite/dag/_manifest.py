@@ -1,0 +1,399 @@
+"""The chunk manifest: a tree of DAG-CBOR lists over the tiles of :mod:`._tiling`.
+
+A node is a plain list, in C order over the cells (leaves) or child tiles (inner nodes) it
+covers, clipped to the grid; each item is a link or null. A node whose items are all null is
+not written: its parent holds null instead, and an empty manifest is null. The tree is
+therefore a pure function of the set of (chunk index → link).
+
+:func:`assemble` is the one engine behind building, updating, merging, shifting and
+subsetting manifests. It reuses a source node by link wherever that node covers exactly the
+tile being built — same tile shapes below, same position, same clipped extent — so merging
+partial manifests over disjoint regions, concatenating along aligned tiles and appending
+rewrite only the nodes on the seams.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from math import prod
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ipldwrite.blockstore import Blockstore
+from ipldwrite.dag._tiling import Tiling
+from ipldwrite.errors import FormatError, MergeConflictError
+from ipldwrite.ipld import DAG_CBOR, Link, decode, encode, link_str
+
+__all__ = [
+    "NodeIO",
+    "Source",
+    "assemble",
+    "iter_entries",
+    "lookup",
+    "read_region",
+]
+
+Entry = Link | None
+Index = tuple[int, ...]
+_ENTRY_TYPES = frozenset({Link, type(None)})
+
+
+class NodeIO:
+    """Reads and writes manifest nodes through a blockstore, keeping recent decoded nodes."""
+
+    def __init__(self, blockstore: Blockstore, *, cache_nodes: int = 64) -> None:
+        self.blockstore = blockstore
+        self._cache: OrderedDict[bytes, list[Entry]] = OrderedDict()
+        self._cache_nodes = cache_nodes
+        self.reads = 0
+        self.writes = 0
+
+    def read(self, link: Link, length: int) -> list[Entry]:
+        key = link.cid_bytes
+        node = self._cache.get(key)
+        if node is not None:
+            self._cache.move_to_end(key)
+        else:
+            what = f"manifest node {link_str(link)}"
+            value = decode(self.blockstore.get(link), what=what)
+            self.reads += 1
+            # A cheap structural check: every item must be a link or null.
+            if not isinstance(value, list) or not set(map(type, value)) <= _ENTRY_TYPES:
+                raise FormatError(f"{what} is not a list of links and nulls")
+            node = value
+            self._cache[key] = node
+            if len(self._cache) > self._cache_nodes:
+                self._cache.popitem(last=False)
+        if len(node) != length:
+            raise FormatError(
+                f"manifest node {link_str(link)} has {len(node)} items where the array's "
+                f"tiling needs {length}; the array metadata and its manifest disagree"
+            )
+        return node
+
+    def write(self, entries: list[Entry]) -> Link:
+        data = encode(entries)
+        link = self.blockstore.put(data, DAG_CBOR)
+        self.writes += 1
+        self._cache[link.cid_bytes] = entries
+        if len(self._cache) > self._cache_nodes:
+            self._cache.popitem(last=False)
+        return link
+
+
+def _flat(coords: Sequence[int], extent: Sequence[int]) -> int:
+    pos = 0
+    for c, e in zip(coords, extent, strict=True):
+        pos = pos * e + c
+    return pos
+
+
+def _child_origins(
+    tiling: Tiling, level: int, origin: Index
+) -> Iterator[tuple[int, Index]]:
+    """(position, origin) of every child slot of a node, in C order."""
+    child = tiling.tiles[level - 1]
+    extent = tiling.extent(level, origin)
+    for pos, coords in enumerate(np.ndindex(*extent)):
+        yield pos, tuple(o + c * t for o, c, t in zip(origin, coords, child, strict=True))
+
+
+def _node_hi(tiling: Tiling, level: int, origin: Index) -> Index:
+    return tuple(
+        min(o + t, g) for o, t, g in zip(origin, tiling.tiles[level], tiling.grid, strict=True)
+    )
+
+
+def lookup(io: NodeIO, tiling: Tiling, root: Link | None, index: Index) -> Entry:
+    """The link of chunk ``index``, or None if that chunk was never written."""
+    if root is None:
+        return None
+    node: Entry = root
+    origin = (0,) * tiling.ndim
+    for level in range(tiling.top, 0, -1):
+        assert node is not None
+        child = tiling.tiles[level - 1]
+        extent = tiling.extent(level, origin)
+        coords = [(i - o) // t for i, o, t in zip(index, origin, child, strict=True)]
+        entries = io.read(node, prod(extent))
+        node = entries[_flat(coords, extent)]
+        if node is None:
+            return None
+        origin = tuple(o + c * t for o, c, t in zip(origin, coords, child, strict=True))
+    assert node is not None
+    extent = tiling.extent(0, origin)
+    cell = [i - o for i, o in zip(index, origin, strict=True)]
+    return io.read(node, prod(extent))[_flat(cell, extent)]
+
+
+def iter_entries(io: NodeIO, tiling: Tiling, root: Link | None) -> Iterator[tuple[Index, Link]]:
+    """Every (chunk index, link), tile by tile."""
+    if root is None:
+        return
+    stack: list[tuple[int, Index, Link]] = [(tiling.top, (0,) * tiling.ndim, root)]
+    while stack:
+        level, origin, link = stack.pop()
+        extent = tiling.extent(level, origin)
+        entries = io.read(link, prod(extent))
+        if level == 0:
+            for coords, entry in zip(np.ndindex(*extent), entries, strict=True):
+                if entry is not None:
+                    yield tuple(o + c for o, c in zip(origin, coords, strict=True)), entry
+        else:
+            children = [
+                (level - 1, child_origin, entries[pos])
+                for pos, child_origin in _child_origins(tiling, level, origin)
+                if entries[pos] is not None
+            ]
+            stack.extend(reversed(children))  # type: ignore[arg-type]
+
+
+def _object_array(entries: list[Entry], shape: Sequence[int]) -> npt.NDArray[Any]:
+    arr = np.empty(len(entries), dtype=object)
+    arr[:] = entries
+    return arr.reshape(tuple(shape))
+
+
+def read_region(
+    io: NodeIO, tiling: Tiling, root: Link | None, lo: Index, hi: Index
+) -> npt.NDArray[Any]:
+    """The links of the chunks in [lo, hi) as an object array (None where never written)."""
+    out = np.empty(tuple(h - l for l, h in zip(lo, hi, strict=True)), dtype=object)
+    if root is None or out.size == 0:
+        return out
+    stack: list[tuple[int, Index, Link]] = [(tiling.top, (0,) * tiling.ndim, root)]
+    while stack:
+        level, origin, link = stack.pop()
+        extent = tiling.extent(level, origin)
+        entries = io.read(link, prod(extent))
+        if level == 0:
+            node_hi = _node_hi(tiling, 0, origin)
+            ilo = [max(a, b) for a, b in zip(lo, origin, strict=True)]
+            ihi = [min(a, b) for a, b in zip(hi, node_hi, strict=True)]
+            cells = _object_array(entries, extent)
+            src = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
+            dst = tuple(slice(a - l, b - l) for a, b, l in zip(ilo, ihi, lo, strict=True))
+            out[dst] = cells[src]
+            continue
+        for pos, child_origin in _child_origins(tiling, level, origin):
+            child = entries[pos]
+            if child is None:
+                continue
+            child_hi = _node_hi(tiling, level - 1, child_origin)
+            if all(
+                a < h and b > l
+                for a, b, l, h in zip(child_origin, child_hi, lo, hi, strict=True)
+            ):
+                stack.append((level - 1, child_origin, child))
+    return out
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input to :func:`assemble`: a manifest, placed at ``offset`` in the target grid.
+
+    Only its cells in the window [lo, hi) (source coordinates; default: its whole grid) are
+    taken. ``label`` names it in conflict messages.
+    """
+
+    tiling: Tiling
+    root: Link | None
+    offset: Index | None = None
+    lo: Index | None = None
+    hi: Index | None = None
+    label: str = "input"
+    _window: tuple[Index, Index, Index] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = self.tiling.ndim
+        offset = self.offset or (0,) * n
+        lo = self.lo or (0,) * n
+        hi = self.hi or self.tiling.grid
+        object.__setattr__(self, "_window", (offset, lo, hi))
+
+    def node(self, io: NodeIO, level: int, origin: Index) -> Entry:
+        """The link of this source's node at ``level`` whose tile starts at ``origin``."""
+        tiling = self.tiling
+        node: Entry = self.root
+        node_origin = (0,) * tiling.ndim
+        for lvl in range(tiling.top, level, -1):
+            if node is None:
+                return None
+            child = tiling.tiles[lvl - 1]
+            extent = tiling.extent(lvl, node_origin)
+            coords = [(i - o) // t for i, o, t in zip(origin, node_origin, child, strict=True)]
+            node = io.read(node, prod(extent))[_flat(coords, extent)]
+            node_origin = tuple(
+                o + c * t for o, c, t in zip(node_origin, coords, child, strict=True)
+            )
+        return node
+
+
+def assemble(
+    io: NodeIO,
+    target: Tiling,
+    sources: Sequence[Source] = (),
+    updates: Mapping[Index, Entry] | None = None,
+    *,
+    what: str = "array",
+) -> Link | None:
+    """Build the manifest over ``target`` holding the union of ``sources`` and ``updates``.
+
+    Sources must agree where they overlap (equal links merge silently, as idempotent retries
+    do); different links for one chunk raise :class:`MergeConflictError`. ``updates`` win
+    over sources, and a None update deletes a chunk.
+    """
+    if target.empty:
+        return None
+    live = [s for s in sources if s.root is not None]
+    ndim = target.ndim
+    if updates:
+        idx = np.array(list(updates.keys()), dtype=np.int64).reshape(len(updates), ndim)
+        vals = np.empty(len(updates), dtype=object)
+        vals[:] = list(updates.values())
+        if ((idx < 0) | (idx >= np.array(target.grid))).any():
+            bad = tuple(int(i) for i in idx[((idx < 0) | (idx >= target.grid)).any(axis=1)][0])
+            raise FormatError(f"{what}: chunk index {bad} is outside the chunk grid {target.grid}")
+    else:
+        idx = np.empty((0, ndim), dtype=np.int64)
+        vals = np.empty(0, dtype=object)
+    builder = _Builder(io, target, what)
+    return builder.build(target.top, (0,) * ndim, live, idx, vals)
+
+
+class _Builder:
+    def __init__(self, io: NodeIO, target: Tiling, what: str) -> None:
+        self.io = io
+        self.target = target
+        self.what = what
+        self._compat: dict[int, int] = {}
+
+    def _aligned(self, s: Source, level: int, origin: Index, hi: Index) -> bool:
+        key = id(s.tiling)
+        compat = self._compat.get(key)
+        if compat is None:
+            compat = self._compat[key] = s.tiling.compatible_levels(self.target)
+        if level >= compat or level > s.tiling.top:
+            return False
+        offset, lo_w, hi_w = s._window
+        tile = self.target.tiles[level]
+        for o, h, off, t, g, wl, wh in zip(
+            origin, hi, offset, tile, s.tiling.grid, lo_w, hi_w, strict=True
+        ):
+            src = o - off
+            if src % t or src < wl or src - o + h > wh or min(src + t, g) - src != h - o:
+                return False
+        return True
+
+    def build(
+        self,
+        level: int,
+        origin: Index,
+        sources: list[Source],
+        idx: npt.NDArray[np.int64],
+        vals: npt.NDArray[Any],
+    ) -> Entry:
+        hi = _node_hi(self.target, level, origin)
+        relevant = []
+        for s in sources:
+            offset, wl, wh = s._window
+            if all(
+                max(o, l + off) < min(h, u + off)
+                for o, h, l, u, off in zip(origin, hi, wl, wh, offset, strict=True)
+            ):
+                relevant.append(s)
+        if not relevant and not len(idx):
+            return None
+        if not len(idx) and all(self._aligned(s, level, origin, hi) for s in relevant):
+            found: dict[bytes, Link] = {}
+            for s in relevant:
+                offset = s._window[0]
+                link = s.node(self.io, level, tuple(o - f for o, f in zip(origin, offset, strict=True)))
+                if link is not None:
+                    found.setdefault(link.cid_bytes, link)
+            if not found:
+                return None
+            if len(found) == 1:
+                return next(iter(found.values()))
+        if level == 0:
+            return self._leaf(origin, hi, relevant, idx, vals)
+        tiling = self.target
+        child_tile = tiling.tiles[level - 1]
+        extent = tiling.extent(level, origin)
+        groups: dict[int, npt.NDArray[np.intp]] = {}
+        if len(idx):
+            coords = (idx - np.array(origin)) // np.array(child_tile)
+            flat = np.ravel_multi_index(tuple(coords.T), extent)
+            order = np.argsort(flat, kind="stable")
+            keys, starts = np.unique(flat[order], return_index=True)
+            bounds = [*starts[1:], len(order)]
+            groups = {
+                int(k): order[s:e] for k, s, e in zip(keys, starts, bounds, strict=True)
+            }
+        entries: list[Entry] = []
+        empty_idx = idx[:0]
+        for pos, child_origin in _child_origins(tiling, level, origin):
+            sel = groups.get(pos)
+            if sel is None:
+                entries.append(self.build(level - 1, child_origin, relevant, empty_idx, vals[:0]))
+            else:
+                entries.append(self.build(level - 1, child_origin, relevant, idx[sel], vals[sel]))
+        if all(e is None for e in entries):
+            return None
+        return self.io.write(entries)
+
+    def _leaf(
+        self,
+        origin: Index,
+        hi: Index,
+        sources: list[Source],
+        idx: npt.NDArray[np.int64],
+        vals: npt.NDArray[Any],
+    ) -> Entry:
+        extent = tuple(h - o for o, h in zip(origin, hi, strict=True))
+        out = np.empty(extent, dtype=object)
+        owner = np.full(extent, -1, dtype=np.int32)
+        for n, s in enumerate(sources):
+            offset, wl, wh = s._window
+            ilo = tuple(max(o, l + f) for o, l, f in zip(origin, wl, offset, strict=True))
+            ihi = tuple(min(h, u + f) for h, u, f in zip(hi, wh, offset, strict=True))
+            cells = read_region(
+                self.io,
+                s.tiling,
+                s.root,
+                tuple(a - f for a, f in zip(ilo, offset, strict=True)),
+                tuple(b - f for b, f in zip(ihi, offset, strict=True)),
+            )
+            dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
+            present = np.not_equal(cells, None)
+            view, owners = out[dst], owner[dst]
+            clash = present & (owners >= 0)
+            if clash.any():
+                for at in zip(*np.nonzero(clash), strict=True):
+                    if view[at] != cells[at]:
+                        chunk = tuple(int(a + b) for a, b in zip(at, dst_starts(dst), strict=True))
+                        chunk = tuple(c + o for c, o in zip(chunk, origin, strict=True))
+                        other = sources[int(owners[at])]
+                        raise MergeConflictError(
+                            f"{self.what}: chunk {chunk} differs between {other.label} "
+                            f"({link_str(view[at])}) and {s.label} ({link_str(cells[at])}). "
+                            "Two writes produced different bytes for the same chunk: make "
+                            "the regions disjoint, or re-run the write that is wrong."
+                        )
+            view[present] = cells[present]
+            owners[present] = n
+        if len(idx):
+            flat = np.ravel_multi_index(tuple((idx - np.array(origin)).T), extent)
+            out.reshape(-1)[flat] = vals
+        entries: list[Entry] = out.reshape(-1).tolist()
+        if all(e is None for e in entries):
+            return None
+        return self.io.write(entries)
+
+
+def dst_starts(dst: tuple[slice, ...]) -> tuple[int, ...]:
+    return tuple(s.start for s in dst)

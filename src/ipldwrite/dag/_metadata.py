@@ -1,0 +1,196 @@
+"""zarr.json documents as IPLD data, and the chunk-key grammar of zarr v3 arrays.
+
+A zarr.json document is stored as DAG-CBOR data, not as text, so any IPLD tool can read the
+shapes and attributes. JSON allows what DAG-CBOR forbids in one place: xarray writes NaN and
+±Infinity attributes as the bare JSON tokens. Those become the reserved single-key map
+``{"$float": "NaN" | "Infinity" | "-Infinity"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from ipldwrite.errors import FormatError
+
+__all__ = [
+    "ChunkKeys",
+    "attribute_order",
+    "doc_from_json_bytes",
+    "from_ipld_value",
+    "render_zarr_json",
+    "to_ipld_value",
+]
+
+_FLOAT_TAG = "$float"
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def to_ipld_value(value: Any, where: str = "") -> Any:
+    """A JSON value (as ``json.loads`` gives it) as IPLD data."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_FLOAT_TAG: "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, dict):
+        if set(value) == {_FLOAT_TAG}:
+            raise FormatError(
+                f"{where}: the map {{'$float': ...}} is reserved for NaN/Infinity in "
+                "zarr-on-IPLD metadata; rename that attribute key"
+            )
+        return {str(k): to_ipld_value(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_ipld_value(v, where) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise FormatError(f"{where}: integer {value} does not fit in 64 bits (DAG-CBOR's limit)")
+    return value
+
+
+def from_ipld_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _FLOAT_TAG in value and value[_FLOAT_TAG] in _NONFINITE:
+            return _NONFINITE[value[_FLOAT_TAG]]
+        return {k: from_ipld_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_ipld_value(v) for v in value]
+    return value
+
+
+def doc_from_json_bytes(data: bytes, key: str) -> dict[str, Any]:
+    """Parse a zarr.json written through the store; refuse what is not zarr v3 metadata."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{key!r} is not valid JSON ({exc}); it cannot be committed") from None
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
+        raise FormatError(
+            f"{key!r} is not zarr v3 metadata (zarr_format must be 3). ipldwrite stores zarr v3 "
+            "hierarchies only: write with zarr_format=3."
+        )
+    if doc.get("node_type") not in ("group", "array"):
+        raise FormatError(f"{key!r}: node_type must be 'group' or 'array'")
+    # Consolidated metadata is a cache derivable from the hierarchy; keeping it would make a
+    # root depend on whether (and when) someone consolidated. See docs/spec.md.
+    doc.pop("consolidated_metadata", None)
+    return doc
+
+
+def _canonical_key(key: str) -> tuple[int, bytes]:
+    raw = key.encode()
+    return len(raw), raw
+
+
+def attribute_order(doc: dict[str, Any]) -> list[str] | None:
+    """The order of the document's attribute keys, when it is not DAG-CBOR's own order.
+
+    JSON keeps the order attributes were written in (xarray shows it, zarr writes it);
+    DAG-CBOR sorts map keys. The node records the order so that nothing is lost.
+    """
+    attrs = doc.get("attributes")
+    if not isinstance(attrs, dict):
+        return None
+    order = list(attrs)
+    return None if order == sorted(order, key=_canonical_key) else order
+
+
+@lru_cache(maxsize=1024)
+def _render_cached(canonical: str, order: tuple[str, ...] | None) -> bytes:
+    doc = json.loads(canonical)
+    attrs = doc.get("attributes")
+    if isinstance(attrs, dict):
+        keys = order if order is not None else sorted(attrs, key=_canonical_key)
+        doc["attributes"] = {k: attrs[k] for k in keys}
+    from zarr.core.buffer import default_buffer_prototype
+
+    try:
+        if doc.get("node_type") == "array":
+            from zarr.core.metadata.v3 import ArrayV3Metadata
+
+            meta: Any = ArrayV3Metadata.from_dict(dict(doc))
+        else:
+            from zarr.core.group import GroupMetadata
+
+            meta = GroupMetadata.from_dict(dict(doc))
+        return bytes(meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
+    except Exception:
+        # Metadata zarr itself cannot parse is served as plain JSON: still the same document.
+        return json.dumps(doc, indent=2, allow_nan=True).encode()
+
+
+def render_zarr_json(doc: dict[str, Any], order: list[str] | None = None) -> bytes:
+    """The zarr.json bytes for a stored document, as zarr-python itself writes them.
+
+    Going through zarr's metadata classes reproduces zarr's key order and formatting, so a
+    dataset read back (or exported as UnixFS) has byte-identical zarr.json files.
+    """
+    return _render_cached(
+        json.dumps(from_ipld_value(doc), sort_keys=True, allow_nan=True),
+        tuple(order) if order is not None else None,
+    )
+
+
+_INT = re.compile(r"0|[1-9][0-9]*")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkKeys:
+    """The chunk grid of an array and the grammar of its chunk keys."""
+
+    shape: tuple[int, ...]
+    chunk_shape: tuple[int, ...]
+    encoding: str  # "default" or "v2"
+    separator: str
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any], path: str) -> ChunkKeys:
+        try:
+            shape = tuple(int(s) for s in doc["shape"])
+            grid = doc["chunk_grid"]
+            if grid.get("name") != "regular":
+                raise FormatError(
+                    f"array {path!r}: chunk grid {grid.get('name')!r} is not supported "
+                    "(zarr-on-IPLD v1 stores regular chunk grids)"
+                )
+            chunk_shape = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
+            cke = doc.get("chunk_key_encoding", {"name": "default"})
+            name = cke.get("name", "default")
+            config = cke.get("configuration") or {}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise FormatError(f"array {path!r}: incomplete zarr.json ({exc})") from None
+        if name not in ("default", "v2"):
+            raise FormatError(f"array {path!r}: unsupported chunk key encoding {name!r}")
+        separator = config.get("separator", "/" if name == "default" else ".")
+        if len(shape) != len(chunk_shape) or any(c <= 0 for c in chunk_shape):
+            raise FormatError(f"array {path!r}: chunk shape {chunk_shape} does not fit {shape}")
+        return ChunkKeys(shape, chunk_shape, name, separator)
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        return tuple(-(-s // c) for s, c in zip(self.shape, self.chunk_shape, strict=True))
+
+    def parse(self, key: str) -> tuple[int, ...] | None:
+        """The chunk index a key names, or None if it is not a chunk key of this array."""
+        if self.encoding == "default":
+            if key == "c":
+                parts: list[str] = []
+            elif key.startswith("c" + self.separator):
+                parts = key[2:].split(self.separator)
+            else:
+                return None
+        else:
+            parts = key.split(self.separator) if key != "0" or self.shape else []
+            if not self.shape:
+                return () if key == "0" else None
+        if len(parts) != len(self.shape) or not all(_INT.fullmatch(p) for p in parts):
+            return None
+        index = tuple(int(p) for p in parts)
+        if any(i >= g for i, g in zip(index, self.grid, strict=True)):
+            return None
+        return index
+
+    def format(self, index: tuple[int, ...]) -> str:
+        if self.encoding == "default":
+            return self.separator.join(["c", *map(str, index)])
+        return self.separator.join(map(str, index)) if index else "0"

@@ -1,0 +1,412 @@
+"""A zarr v3 store over a zarr-on-IPLD DAG."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any, Self
+
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    Store,
+    SuffixByteRequest,
+)
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+
+from ipldwrite.blockstore import Blockstore, DirectoryBlockstore
+from ipldwrite.dag import (
+    ArrayNode,
+    DatasetReader,
+    GroupNode,
+    NodeIO,
+    chunk_size,
+    commit_changes,
+    iter_entries,
+    join_path,
+    lookup,
+    parent_of,
+    read_chunk,
+    render_zarr_json,
+    write_chunk,
+)
+from ipldwrite.ipld import Link, to_cid, to_link
+from multiformats import CID
+
+__all__ = ["IPLDStore", "default_blockstore", "resolve_blockstore"]
+
+#: Where the embedded default blockstore lives unless IPLDWRITE_BLOCKSTORE says otherwise.
+DEFAULT_BLOCKSTORE_PATH = "~/.cache/ipldwrite/blocks"
+
+
+def default_blockstore() -> DirectoryBlockstore:
+    """The embedded default: a :class:`DirectoryBlockstore` at ``$IPLDWRITE_BLOCKSTORE``
+    (default ``~/.cache/ipldwrite/blocks``)."""
+    return DirectoryBlockstore(os.environ.get("IPLDWRITE_BLOCKSTORE", DEFAULT_BLOCKSTORE_PATH))
+
+
+def resolve_blockstore(blockstore: Blockstore | str | os.PathLike[str] | None) -> Blockstore:
+    """A blockstore from what users pass: an instance, a directory path, or None (default)."""
+    if blockstore is None:
+        return default_blockstore()
+    if isinstance(blockstore, Blockstore):
+        return blockstore
+    if isinstance(blockstore, str | os.PathLike):
+        path = os.fspath(blockstore)
+        if path.endswith(".car"):
+            from ipldwrite.blockstore import CarBlockstore  # type: ignore[attr-defined]
+
+            return CarBlockstore(path)  # type: ignore[no-any-return]
+        return DirectoryBlockstore(path)
+    raise TypeError(f"expected a Blockstore or a directory path, got {type(blockstore).__name__}")
+
+
+class _View:
+    """Read access to the keys of a committed dataset."""
+
+    def __init__(self, blockstore: Blockstore, root: Link) -> None:
+        self.blockstore = blockstore
+        self.reader = DatasetReader(blockstore, root)
+        self._io = NodeIO(blockstore, cache_nodes=256)
+        self._io_lock = threading.Lock()
+
+    def locate(self, key: str) -> bytes | Link | None:
+        """Rendered metadata bytes, a chunk link, or None if the key does not exist."""
+        _, node, rest = self.reader.resolve(key)
+        if rest == "zarr.json":
+            if node is None or node.doc is None:
+                return None
+            return render_zarr_json(node.doc, node.order)
+        if isinstance(node, ArrayNode):
+            index = node.keys.parse(rest)
+            if index is not None:
+                with self._io_lock:
+                    return lookup(self._io, node.tiling, node.manifest, index)
+        return None
+
+    def array_keys(self, path: str, node: ArrayNode) -> Iterator[str]:
+        with self._io_lock:
+            entries = [index for index, _ in iter_entries(self._io, node.tiling, node.manifest)]
+        for index in entries:
+            yield join_path(path, node.keys.format(index))
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        for path, node in self.reader.walk():
+            node_prefix = f"{path}/" if path else ""
+            if not (node_prefix.startswith(prefix) or prefix.startswith(node_prefix)):
+                continue
+            if node.doc is not None:
+                yield join_path(path, "zarr.json")
+            if isinstance(node, ArrayNode):
+                yield from self.array_keys(path, node)
+
+    def list_dir(self, path: str) -> set[str]:
+        node_path, node, rest = self.reader.resolve(path)
+        if isinstance(node, GroupNode):
+            if rest:
+                return set()
+            names = set(node.members)
+            if node.doc is not None:
+                names.add("zarr.json")
+            return names
+        if isinstance(node, ArrayNode):
+            names = set()
+            if not rest:
+                names.add("zarr.json")
+                if node.manifest is not None and node.keys.encoding == "default":
+                    names.add("c")
+                    return names
+            inner = f"{path}/" if path else ""
+            for key in self.array_keys(node_path, node):
+                if key.startswith(inner):
+                    names.add(key[len(inner) :].split("/")[0])
+            return names
+        return set()
+
+
+def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
+    if byte_range is None:
+        return data
+    if isinstance(byte_range, RangeByteRequest):
+        return data[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return data[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return data[len(data) - byte_range.suffix :] if byte_range.suffix else b""
+    raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+
+
+class IPLDStore(Store):
+    """A zarr v3 store whose contents are a zarr-on-IPLD DAG in a blockstore.
+
+    Opened on a root CID it reads that dataset (read-only by default). Opened writable it
+    stages every write — chunks go to the blockstore at once as raw blocks (or UnixFS file
+    DAGs when bigger than a block), the key → link mapping stays in memory — and
+    :meth:`commit` turns the staged key space into a new root CID. Nothing a reader can
+    reach changes until then; blocks written by a writer that never commits are
+    unreferenced garbage, never a half-written dataset.
+
+    Parameters
+    ----------
+    blockstore
+        A :class:`~ipldwrite.blockstore.Blockstore`, a directory path, or None for the
+        embedded default (see :func:`default_blockstore`).
+    root
+        The dataset to read or to update (a CID or its string); None for a new dataset.
+    read_only
+        Defaults to True when ``root`` is given, False otherwise.
+    """
+
+    supports_consolidated_metadata = False  # the DAG is already one read per node
+
+    def __init__(
+        self,
+        blockstore: Blockstore | str | os.PathLike[str] | None = None,
+        root: CID | str | Link | None = None,
+        *,
+        read_only: bool | None = None,
+    ) -> None:
+        super().__init__(read_only=root is not None if read_only is None else read_only)
+        self.blockstore = resolve_blockstore(blockstore)
+        self._root: Link | None = to_link(root) if root is not None else None
+        self._staged: dict[str, bytes | Link | None] = {}
+        self._lock = threading.Lock()
+        self._view_cache: _View | None = None
+
+    # -- identity ------------------------------------------------------------------------
+    @property
+    def root(self) -> CID | None:
+        """The CID this store reads (the last commit, or the dataset it was opened on)."""
+        return to_cid(self._root) if self._root is not None else None
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, IPLDStore)
+            and self.blockstore == other.blockstore
+            and self._root == other._root
+            and self.read_only == other.read_only
+            and self._staged == other._staged
+        )
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        state = f"root={self.root}" if self._root is not None else "new dataset"
+        mode = "read-only" if self.read_only else f"writable, {len(self._staged)} staged keys"
+        return f"IPLDStore({self.blockstore!r}, {state}, {mode})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            state = self.__dict__.copy()
+            state["_staged"] = dict(self._staged)
+        del state["_lock"]
+        state["_view_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def with_read_only(self, read_only: bool = False) -> IPLDStore:
+        clone = type(self)(self.blockstore, self._root, read_only=read_only)
+        clone._staged = self._staged  # the same staging area: the same "location"
+        return clone
+
+    @property
+    def supports_writes(self) -> bool:
+        return True
+
+    @property
+    def supports_deletes(self) -> bool:
+        return True
+
+    @property
+    def supports_listing(self) -> bool:
+        return True
+
+    def _view(self) -> _View | None:
+        if self._root is None:
+            return None
+        view = self._view_cache
+        if view is None or view.reader.root != self._root:
+            view = self._view_cache = _View(self.blockstore, self._root)
+        return view
+
+    # -- reading -------------------------------------------------------------------------
+    def _locate(self, key: str) -> bytes | Link | None:
+        with self._lock:
+            if key in self._staged:
+                return self._staged[key]
+        view = self._view()
+        return view.locate(key) if view is not None else None
+
+    def get_sync(
+        self,
+        key: str,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        if byte_range is not None and not isinstance(
+            byte_range, RangeByteRequest | OffsetByteRequest | SuffixByteRequest
+        ):
+            raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+        found = self._locate(key)
+        if found is None:
+            return None
+        prototype = prototype or default_buffer_prototype()
+        if isinstance(found, bytes):
+            data = _slice(found, byte_range)
+        elif byte_range is None:
+            data = read_chunk(self.blockstore, found)
+        elif isinstance(byte_range, RangeByteRequest):
+            data = read_chunk(self.blockstore, found, byte_range.start, byte_range.end)
+        elif isinstance(byte_range, OffsetByteRequest):
+            data = read_chunk(self.blockstore, found, byte_range.offset)
+        else:
+            size = chunk_size(self.blockstore, found)
+            data = read_chunk(self.blockstore, found, max(0, size - byte_range.suffix))
+            data = data if byte_range.suffix else b""
+        return prototype.buffer.from_bytes(data)
+
+    async def get(
+        self,
+        key: str,
+        prototype: BufferPrototype,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        # docstring inherited
+        if not self._is_open:
+            await self._open()
+        return await asyncio.to_thread(self.get_sync, key, prototype, byte_range)
+
+    async def get_partial_values(
+        self,
+        prototype: BufferPrototype,
+        key_ranges: Iterable[tuple[str, ByteRequest | None]],
+    ) -> list[Buffer | None]:
+        # docstring inherited
+        requests = list(key_ranges)
+        return list(
+            await asyncio.gather(*(self.get(k, prototype, r) for k, r in requests))
+        )
+
+    async def exists(self, key: str) -> bool:
+        # docstring inherited
+        return await asyncio.to_thread(self._locate, key) is not None
+
+    async def getsize(self, key: str) -> int:
+        # docstring inherited
+        found = await asyncio.to_thread(self._locate, key)
+        if found is None:
+            raise FileNotFoundError(key)
+        if isinstance(found, bytes):
+            return len(found)
+        return await asyncio.to_thread(chunk_size, self.blockstore, found)
+
+    # -- writing -------------------------------------------------------------------------
+    def set_sync(self, key: str, value: Buffer) -> None:
+        self._check_writable()
+        if not isinstance(value, Buffer):
+            raise TypeError(f"expected a zarr Buffer for {key!r}, got {type(value).__name__}")
+        data = value.to_bytes()
+        staged: bytes | Link = (
+            data if parent_of(key)[1] == "zarr.json" else write_chunk(self.blockstore, data)
+        )
+        with self._lock:
+            self._staged[key] = staged
+
+    async def set(self, key: str, value: Buffer) -> None:
+        # docstring inherited
+        if not self._is_open:
+            await self._open()
+        self._check_writable()
+        await asyncio.to_thread(self.set_sync, key, value)
+
+    async def set_if_not_exists(self, key: str, value: Buffer) -> None:
+        # docstring inherited
+        if not await self.exists(key):
+            await self.set(key, value)
+
+    def delete_sync(self, key: str) -> None:
+        self._check_writable()
+        with self._lock:
+            if self._root is None:
+                self._staged.pop(key, None)
+            else:
+                self._staged[key] = None
+
+    async def delete(self, key: str) -> None:
+        # docstring inherited
+        self._check_writable()
+        self.delete_sync(key)
+
+    async def clear(self) -> None:
+        # docstring inherited
+        self._check_writable()
+        with self._lock:
+            self._staged.clear()
+            self._root = None
+
+    # -- listing -------------------------------------------------------------------------
+    def _keys(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            staged = dict(self._staged)
+        view = self._view()
+        keys = [k for k, v in staged.items() if v is not None and k.startswith(prefix)]
+        if view is not None:
+            keys.extend(k for k in view.keys(prefix) if k.startswith(prefix) and k not in staged)
+        return keys
+
+    async def list(self) -> AsyncIterator[str]:
+        # docstring inherited
+        for key in await asyncio.to_thread(self._keys):
+            yield key
+
+    async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
+        # docstring inherited
+        for key in await asyncio.to_thread(self._keys, prefix):
+            yield key
+
+    def _list_dir(self, prefix: str) -> set[str]:
+        path = prefix.rstrip("/")
+        inner = f"{path}/" if path else ""
+        with self._lock:
+            staged = dict(self._staged)
+        view = self._view()
+        names = {k[len(inner) :].split("/")[0] for k, v in staged.items() if v is not None and k.startswith(inner)}
+        if view is not None:
+            if any(v is None and k.startswith(inner) for k, v in staged.items()):
+                # Deletions may empty a directory: count only keys that survive.
+                names.update(
+                    k[len(inner) :].split("/")[0] for k in self._keys(inner)
+                )
+            else:
+                names.update(view.list_dir(path))
+        return names
+
+    async def list_dir(self, prefix: str) -> AsyncIterator[str]:
+        # docstring inherited
+        for name in sorted(await asyncio.to_thread(self._list_dir, prefix)):
+            yield name
+
+    # -- committing ----------------------------------------------------------------------
+    def commit(self) -> CID:
+        """Write the staged changes as a new dataset and return its root CID.
+
+        Raises :class:`~ipldwrite.errors.FormatError` (and writes no root) when the staged
+        keys are not a zarr v3 hierarchy.
+        """
+        self._check_writable()
+        with self._lock:
+            staged = dict(self._staged)
+        root = commit_changes(self.blockstore, self._root, staged)
+        with self._lock:
+            for key, value in staged.items():
+                if self._staged.get(key, ...) is value:
+                    del self._staged[key]
+            self._root = root
+        return to_cid(root)
