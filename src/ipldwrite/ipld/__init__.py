@@ -1,4 +1,4 @@
-"""Content addressing: CIDs, hashing and the strict DAG-CBOR codec. Pure, no I/O."""
+"""Content addressing: CIDs, hashing and the strict DAG-CBOR and DAG-PB codecs. Pure, no I/O."""
 
 from ipldwrite.ipld._cid import (
     BLAKE3,
@@ -23,6 +23,8 @@ from ipldwrite.ipld._cid import (
     verify_block,
 )
 from ipldwrite.ipld._codec import check_links, decode, encode
+from ipldwrite.ipld._dagpb import PBLink, PBNode, decode_pb, encode_pb
+from ipldwrite.ipld._links import links_of
 
 __all__ = [
     "BLAKE3",
@@ -33,15 +35,20 @@ __all__ = [
     "SHA2_256",
     "CIDParts",
     "Link",
+    "PBLink",
+    "PBNode",
     "check_links",
     "codec_name",
     "compute_link",
     "decode",
+    "decode_pb",
     "digest_of",
     "encode",
+    "encode_pb",
     "hash_name",
     "link_from_bytes",
     "link_str",
+    "links_of",
     "parse_cid_bytes",
     "read_varint",
     "to_cid",
