@@ -79,8 +79,8 @@ class BlockstoreTests:
             assert not store.supports_listing
             return
         assert store.supports_listing
-        assert sorted(l.cid_bytes for l in store.iter_links()) == sorted(
-            l.cid_bytes for l in blocks
+        assert sorted(lnk.cid_bytes for lnk in store.iter_links()) == sorted(
+            lnk.cid_bytes for lnk in blocks
         )
 
     def test_pickles(self, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ class BlockstoreTests:
     def test_verify_detects_corruption(self, tmp_path: Path) -> None:
         blocks = sample_blocks()
         store = self.make(tmp_path, blocks, verify=True)
-        link = next(l for l, d in blocks.items() if len(d) > 10)
+        link = next(lnk for lnk, d in blocks.items() if len(d) > 10)
         self.corrupt(store, link)
         with pytest.raises(CorruptBlockError, match=missing_str(link)):
             store.get(link)

@@ -72,10 +72,10 @@ def test_lookup_iteration_and_regions_agree_with_the_entries(
     for index in np.ndindex(*grid):
         assert lookup(io, tiling, root, index) == entries.get(index)
     lo = tuple(g // 3 for g in grid)
-    hi = tuple(max(l + 1, 2 * g // 3) for l, g in zip(lo, grid, strict=True))
+    hi = tuple(max(low + 1, 2 * g // 3) for low, g in zip(lo, grid, strict=True))
     region = read_region(io, tiling, root, lo, hi)
     for offset in np.ndindex(*region.shape):
-        index = tuple(l + o for l, o in zip(lo, offset, strict=True))
+        index = tuple(low + o for low, o in zip(lo, offset, strict=True))
         assert region[offset] == entries.get(index)
 
 
@@ -102,19 +102,25 @@ def test_shifted_sources_concatenate_along_dim0(
 
 
 @given(grid_and_entries(), st.data())
-def test_windows_subset_a_manifest(ge: tuple[Index, dict[Index, Link]], data: st.DataObject) -> None:
+def test_windows_subset_a_manifest(
+    ge: tuple[Index, dict[Index, Link]], data: st.DataObject
+) -> None:
     grid, entries = ge
     io = NodeIO(MemoryBlockstore())
     lo = tuple(data.draw(st.integers(0, g - 1)) for g in grid)
-    hi = tuple(data.draw(st.integers(l + 1, g)) for l, g in zip(lo, grid, strict=True))
-    sub_grid = tuple(h - l for l, h in zip(lo, hi, strict=True))
+    hi = tuple(data.draw(st.integers(low + 1, g)) for low, g in zip(lo, grid, strict=True))
+    sub_grid = tuple(h - low for low, h in zip(lo, hi, strict=True))
     source = Source(
-        Tiling.for_grid(grid), build(io, grid, entries), offset=tuple(-l for l in lo), lo=lo, hi=hi
+        Tiling.for_grid(grid),
+        build(io, grid, entries),
+        offset=tuple(-low for low in lo),
+        lo=lo,
+        hi=hi,
     )
     expected = {
-        tuple(i - l for i, l in zip(k, lo, strict=True)): v
+        tuple(i - low for i, low in zip(k, lo, strict=True)): v
         for k, v in entries.items()
-        if all(l <= i < h for i, l, h in zip(k, lo, hi, strict=True))
+        if all(low <= i < h for i, low, h in zip(k, lo, hi, strict=True))
     }
     assert assemble(io, Tiling.for_grid(sub_grid), [source]) == build(io, sub_grid, expected)
 
@@ -142,14 +148,19 @@ def test_conflicting_partials_name_the_chunk_and_both_cids() -> None:
     b = build(io, grid, {(2, 3): chunk((2, 3), "other")})
     with pytest.raises(MergeConflictError, match=r"chunk \(2, 3\)") as info:
         assemble(
-            io, tiling, [Source(tiling, a, label="task 1"), Source(tiling, b, label="task 2")],
+            io,
+            tiling,
+            [Source(tiling, a, label="task 1"), Source(tiling, b, label="task 2")],
             what="array 'temperature'",
         )
     message = str(info.value)
-    assert "temperature" in message and "task 1" in message and "task 2" in message
+    assert "temperature" in message
+    assert "task 1" in message
+    assert "task 2" in message
     from ipldwrite.ipld import link_str
 
-    assert link_str(chunk((2, 3))) in message and link_str(chunk((2, 3), "other")) in message
+    assert link_str(chunk((2, 3))) in message
+    assert link_str(chunk((2, 3), "other")) in message
 
 
 def test_identical_retries_merge_silently() -> None:
@@ -167,9 +178,7 @@ def test_merging_tile_aligned_partials_reuses_every_leaf() -> None:
     rows = tiling.tiles[0][0]
     parts = []
     for start in range(0, grid[0], rows):
-        entries = {
-            i: chunk(i) for i in np.ndindex(*grid) if start <= i[0] < start + rows
-        }
+        entries = {i: chunk(i) for i in np.ndindex(*grid) if start <= i[0] < start + rows}
         parts.append(build(io, grid, entries))
     writes_before = io.writes
     merged = assemble(io, tiling, [Source(tiling, p) for p in parts])

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 from zarr.core.sync import sync
+
 from conftest import SHARED_DATA
 from datasets import climate_cube, eraint_path
-
 from ipldwrite.blockstore import DirectoryBlockstore, MemoryBlockstore
 from ipldwrite.errors import BlockNotFoundError, InvalidCIDError
 from ipldwrite.store import IPLDStore
@@ -62,7 +62,8 @@ def assert_same_as_plain_zarr(ds: xr.Dataset, tmp_path: Path, **kwargs: object) 
     assert sync(listed()) == files
     for name in files:
         got = store.get_sync(name)
-        assert got is not None and got.to_bytes() == (plain / name).read_bytes(), name
+        assert got is not None, name
+        assert got.to_bytes() == (plain / name).read_bytes(), name
     return actual
 
 

@@ -39,7 +39,11 @@ def demo_climate(days: int = 365, resolution: float = 2.5, *, seed: int = 42) ->
             "t2m": (
                 ("time", "lat", "lon"),
                 t2m,
-                {"units": "K", "long_name": "2 metre temperature", "standard_name": "air_temperature"},
+                {
+                    "units": "K",
+                    "long_name": "2 metre temperature",
+                    "standard_name": "air_temperature",
+                },
             ),
             "tp": (
                 ("time", "lat", "lon"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import xarray as xr
 from multiformats import CID
@@ -99,7 +99,10 @@ def open_ipld_zarr(
     """Open the dataset with root ``cid`` (a CID, its string, or ``ipfs://<cid>``) lazily,
     as ``xarray.open_zarr`` would."""
     store = IPLDStore(blockstore, _root_from(cid), read_only=True)
-    return xr.open_zarr(store, group=group, consolidated=False, zarr_format=3, **open_zarr_kwargs)
+    ds: xr.Dataset = xr.open_zarr(
+        store, group=group, consolidated=False, zarr_format=3, **open_zarr_kwargs
+    )
+    return ds
 
 
 def open_ipld_datatree(
@@ -108,7 +111,7 @@ def open_ipld_datatree(
     """Open a dataset with nested groups as an ``xarray.DataTree``."""
     store = IPLDStore(blockstore, _root_from(cid), read_only=True)
     return xr.open_datatree(
-        store, engine="zarr", consolidated=False, zarr_format=3, chunks={}, **open_kwargs
+        cast(Any, store), engine="zarr", consolidated=False, zarr_format=3, chunks={}, **open_kwargs
     )
 
 
@@ -119,7 +122,7 @@ class IPLDBackendEntrypoint(BackendEntrypoint):
     url = "https://github.com/ipldwrite/ipldwrite"
     open_dataset_parameters = ("filename_or_obj", "drop_variables", "blockstore", "group")
 
-    def open_dataset(  # type: ignore[override]
+    def open_dataset(
         self,
         filename_or_obj: Any,
         *,
@@ -130,7 +133,7 @@ class IPLDBackendEntrypoint(BackendEntrypoint):
     ) -> xr.Dataset:
         store = IPLDStore(blockstore, _root_from(filename_or_obj), read_only=True)
         return ZarrBackendEntrypoint().open_dataset(
-            store,
+            cast(Any, store),
             drop_variables=drop_variables,
             group=group,
             consolidated=False,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -57,7 +58,9 @@ class DirectoryBlockstore(Blockstore):
             try:
                 layout = json.loads(marker.read_text())
             except ValueError:
-                raise FormatError(f"{marker} is not valid JSON; is this an ipldwrite blockstore?")
+                raise FormatError(
+                    f"{marker} is not valid JSON; is this an ipldwrite blockstore?"
+                ) from None
             if layout.get("version") != 1:
                 raise FormatError(f"{marker}: unsupported blockstore layout {layout!r}")
         elif self.path.exists() and any(self.path.iterdir()):
@@ -105,10 +108,8 @@ class DirectoryBlockstore(Blockstore):
                     os.fsync(f.fileno())
             os.replace(tmp, final)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
             raise
 
     def _iter_links(self) -> Iterator[Link]:

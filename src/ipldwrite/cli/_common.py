@@ -20,7 +20,7 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 
 
-def blockstore_option(func: F) -> F:
+def blockstore_option[F: Callable[..., Any]](func: F) -> F:
     return click.option(
         "--blockstore",
         "-b",
@@ -32,7 +32,7 @@ def blockstore_option(func: F) -> F:
     )(func)
 
 
-def json_option(func: F) -> F:
+def json_option[F: Callable[..., Any]](func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 
 import click
 import numpy as np
@@ -18,18 +19,21 @@ def demo(blockstore: str | None, days: int, as_json: bool) -> None:
     The dataset is generated (daily 2 m temperature and precipitation on a 2.5° grid);
     it goes into the default blockstore unless --blockstore says otherwise.
     """
-    from dask.diagnostics import ProgressBar
+    from dask.diagnostics.progress import ProgressBar
 
     from ipldwrite.datasets import demo_climate
     from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
 
     store = open_blockstore(blockstore)
     ds = demo_climate(days)
-    encoding = {v: {"chunks": (min(30, days), 73, 144)} for v in ds.data_vars}
+    encoding = {str(v): {"chunks": (min(30, days), 73, 144)} for v in ds.data_vars}
     if not as_json:
         click.echo(f"Writing {ds.nbytes / 1e6:.1f} MB of demo climate data into {store!r}")
     start = time.perf_counter()
-    with ProgressBar(out=None if as_json else click.get_text_stream("stderr")):
+    progress: AbstractContextManager[object] = (
+        nullcontext() if as_json else ProgressBar(out=click.get_text_stream("stderr"))  # type: ignore[no-untyped-call,operator]
+    )
+    with progress:
         root = to_ipld_zarr(ds.chunk({"time": min(30, days)}), store, encoding=encoding)
     written = time.perf_counter() - start
     back = open_ipld_zarr(root, store)
@@ -40,7 +44,12 @@ def demo(blockstore: str | None, days: int, as_json: bool) -> None:
         raise click.ClickException(f"read-back of {root} differs from what was written")
     emit(
         as_json,
-        {"root": str(root), "blockstore": str(store), "write_seconds": written, "read_seconds": read},
+        {
+            "root": str(root),
+            "blockstore": str(store),
+            "write_seconds": written,
+            "read_seconds": read,
+        },
         "\n".join(
             [
                 f"Root CID: {root}",

@@ -25,7 +25,10 @@ def info(cid: str, blockstore: str | None, group: str | None) -> None:
 
 
 def _describe(path: str, node: ArrayNode | GroupNode, io: NodeIO | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"path": "/" + path, "type": "array" if isinstance(node, ArrayNode) else "group"}
+    entry: dict[str, Any] = {
+        "path": "/" + path,
+        "type": "array" if isinstance(node, ArrayNode) else "group",
+    }
     if isinstance(node, ArrayNode) and io is not None:
         doc = node.doc
         entry.update(
@@ -58,9 +61,10 @@ def ls(cid: str, blockstore: str | None, as_json: bool) -> None:
             lines.append(f"{indent}{name}/" if name else f"/  (root {cid})")
         else:
             dims = ",".join(row["dims"] or [])
+            stored = f"{row['chunks_stored']}/{row['chunks_total']} stored"
             lines.append(
                 f"{indent}{name}  {row['dtype']} ({dims}) {tuple(row['shape'])} "
-                f"chunks {tuple(row['chunks'])}  {row['chunks_stored']}/{row['chunks_total']} stored"
+                f"chunks {tuple(row['chunks'])}  {stored}"
             )
     emit(as_json, {"root": cid, "nodes": rows}, "\n".join(lines))
 

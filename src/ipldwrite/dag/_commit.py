@@ -84,9 +84,10 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
                 f"chunks {keys.chunk_shape}, key encoding {keys.encoding!r} with "
                 f"separator {keys.separator!r})"
             )
+        assert array_path is not None  # a parsed index implies an owning array
         if not isinstance(value, Link | None):
             raise FormatError(f"{key!r}: chunks must be staged as links")
-        updates.setdefault(array_path, {})[index] = value  # type: ignore[index]
+        updates.setdefault(array_path, {})[index] = value
 
     io = NodeIO(blockstore)
     nodes: dict[str, Node] = {}
@@ -97,7 +98,12 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
         node = ArrayNode(doc, None, path, orders.get(path))
         old = base_nodes.get(path)
         changes = updates.get(path)
-        if isinstance(old, ArrayNode) and old.doc == doc and old.order == node.order and not changes:
+        if (
+            isinstance(old, ArrayNode)
+            and old.doc == doc
+            and old.order == node.order
+            and not changes
+        ):
             nodes[path] = old
             continue
         sources = []
@@ -109,7 +115,9 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
                 len(new_keys.shape),
             ):
                 # Same key strings name the same chunks; chunks now outside the grid drop out.
-                hi = tuple(min(a, b) for a, b in zip(old.tiling.grid, node.tiling.grid, strict=True))
+                hi = tuple(
+                    min(a, b) for a, b in zip(old.tiling.grid, node.tiling.grid, strict=True)
+                )
                 sources.append(Source(old.tiling, old.manifest, hi=hi, label="the base dataset"))
         root = assemble(io, node.tiling, sources, changes, what=f"array {path!r}")
         nodes[path] = node.with_manifest(root)

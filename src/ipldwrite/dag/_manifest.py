@@ -92,9 +92,7 @@ def _flat(coords: Sequence[int], extent: Sequence[int]) -> int:
     return pos
 
 
-def _child_origins(
-    tiling: Tiling, level: int, origin: Index
-) -> Iterator[tuple[int, Index]]:
+def _child_origins(tiling: Tiling, level: int, origin: Index) -> Iterator[tuple[int, Index]]:
     """(position, origin) of every child slot of a node, in C order."""
     child = tiling.tiles[level - 1]
     extent = tiling.extent(level, origin)
@@ -162,7 +160,7 @@ def read_region(
     io: NodeIO, tiling: Tiling, root: Link | None, lo: Index, hi: Index
 ) -> npt.NDArray[Any]:
     """The links of the chunks in [lo, hi) as an object array (None where never written)."""
-    out = np.empty(tuple(h - l for l, h in zip(lo, hi, strict=True)), dtype=object)
+    out = np.empty(tuple(h - low for low, h in zip(lo, hi, strict=True)), dtype=object)
     if root is None or out.size == 0:
         return out
     stack: list[tuple[int, Index, Link]] = [(tiling.top, (0,) * tiling.ndim, root)]
@@ -176,7 +174,7 @@ def read_region(
             ihi = [min(a, b) for a, b in zip(hi, node_hi, strict=True)]
             cells = _object_array(entries, extent)
             src = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
-            dst = tuple(slice(a - l, b - l) for a, b, l in zip(ilo, ihi, lo, strict=True))
+            dst = tuple(slice(a - low, b - low) for a, b, low in zip(ilo, ihi, lo, strict=True))
             out[dst] = cells[src]
             continue
         for pos, child_origin in _child_origins(tiling, level, origin):
@@ -185,8 +183,8 @@ def read_region(
                 continue
             child_hi = _node_hi(tiling, level - 1, child_origin)
             if all(
-                a < h and b > l
-                for a, b, l, h in zip(child_origin, child_hi, lo, hi, strict=True)
+                a < h and b > low
+                for a, b, low, h in zip(child_origin, child_hi, lo, hi, strict=True)
             ):
                 stack.append((level - 1, child_origin, child))
     return out
@@ -302,8 +300,8 @@ class _Builder:
         for s in sources:
             offset, wl, wh = s._window
             if all(
-                max(o, l + off) < min(h, u + off)
-                for o, h, l, u, off in zip(origin, hi, wl, wh, offset, strict=True)
+                max(o, low + off) < min(h, u + off)
+                for o, h, low, u, off in zip(origin, hi, wl, wh, offset, strict=True)
             ):
                 relevant.append(s)
         if not relevant and not len(idx):
@@ -312,7 +310,9 @@ class _Builder:
             found: dict[bytes, Link] = {}
             for s in relevant:
                 offset = s._window[0]
-                link = s.node(self.io, level, tuple(o - f for o, f in zip(origin, offset, strict=True)))
+                link = s.node(
+                    self.io, level, tuple(o - f for o, f in zip(origin, offset, strict=True))
+                )
                 if link is not None:
                     found.setdefault(link.cid_bytes, link)
             if not found:
@@ -331,9 +331,7 @@ class _Builder:
             order = np.argsort(flat, kind="stable")
             keys, starts = np.unique(flat[order], return_index=True)
             bounds = [*starts[1:], len(order)]
-            groups = {
-                int(k): order[s:e] for k, s, e in zip(keys, starts, bounds, strict=True)
-            }
+            groups = {int(k): order[s:e] for k, s, e in zip(keys, starts, bounds, strict=True)}
         entries: list[Entry] = []
         empty_idx = idx[:0]
         for pos, child_origin in _child_origins(tiling, level, origin):
@@ -359,7 +357,7 @@ class _Builder:
         owner = np.full(extent, -1, dtype=np.int32)
         for n, s in enumerate(sources):
             offset, wl, wh = s._window
-            ilo = tuple(max(o, l + f) for o, l, f in zip(origin, wl, offset, strict=True))
+            ilo = tuple(max(o, low + f) for o, low, f in zip(origin, wl, offset, strict=True))
             ihi = tuple(min(h, u + f) for h, u, f in zip(hi, wh, offset, strict=True))
             cells = read_region(
                 self.io,
@@ -369,7 +367,7 @@ class _Builder:
                 tuple(b - f for b, f in zip(ihi, offset, strict=True)),
             )
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
-            present = np.not_equal(cells, None)
+            present: npt.NDArray[np.bool_] = cells != None  # noqa: E711 (elementwise)
             view, owners = out[dst], owner[dst]
             clash = present & (owners >= 0)
             if clash.any():

@@ -33,7 +33,9 @@ _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 def to_ipld_value(value: Any, where: str = "") -> Any:
     """A JSON value (as ``json.loads`` gives it) as IPLD data."""
     if isinstance(value, float) and not math.isfinite(value):
-        return {_FLOAT_TAG: "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+        return {
+            _FLOAT_TAG: "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        }
     if isinstance(value, dict):
         if set(value) == {_FLOAT_TAG}:
             raise FormatError(

@@ -11,7 +11,14 @@ from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError
 from ipldwrite.ipld import Link, link_str
 
-__all__ = ["FORMAT_VERSION", "ArrayNode", "GroupNode", "Node", "check_member_name", "node_from_ipld"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ArrayNode",
+    "GroupNode",
+    "Node",
+    "check_member_name",
+    "node_from_ipld",
+]
 
 #: The version of the zarr-on-IPLD format these classes read and write (docs/spec.md).
 FORMAT_VERSION: Final = 1

@@ -87,7 +87,8 @@ def write_tree(blockstore: Blockstore, nodes: Mapping[str, Node]) -> Link:
     of paths yields exactly one tree: the root is a function of the nodes alone.
     """
     children: dict[str, dict[str, str]] = {"": {}}
-    for path in nodes:
+    for node_path in nodes:
+        path = node_path
         while path:
             parent, name = parent_of(path)
             check_member_name(name, f"path {path!r}")

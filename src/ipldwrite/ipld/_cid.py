@@ -32,10 +32,10 @@ __all__ = [
     "link_from_bytes",
     "link_str",
     "parse_cid_bytes",
+    "read_varint",
     "to_cid",
     "to_link",
     "varint",
-    "read_varint",
     "verify_block",
 ]
 
@@ -201,7 +201,7 @@ def to_link(value: object) -> Link:
             try:
                 return link_from_bytes(raw)
             except InvalidCIDError as exc:
-                raise InvalidCIDError(f"{value!r} is not a valid CID: {exc}") from None
+                raise InvalidCIDError(f"{value!r} is not a CID: {exc}") from None
         try:
             return link_from_bytes(bytes(CID.decode(text)))
         except Exception as exc:  # multiformats raises several unrelated types here

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any, Self
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any
 
+from multiformats import CID
 from zarr.abc.store import (
     ByteRequest,
     OffsetByteRequest,
@@ -34,7 +35,6 @@ from ipldwrite.dag import (
     write_chunk,
 )
 from ipldwrite.ipld import Link, to_cid, to_link
-from multiformats import CID
 
 __all__ = ["IPLDStore", "default_blockstore", "resolve_blockstore"]
 
@@ -57,9 +57,9 @@ def resolve_blockstore(blockstore: Blockstore | str | os.PathLike[str] | None) -
     if isinstance(blockstore, str | os.PathLike):
         path = os.fspath(blockstore)
         if path.endswith(".car"):
-            from ipldwrite.blockstore import CarBlockstore  # type: ignore[attr-defined]
+            from ipldwrite.blockstore import CarBlockstore
 
-            return CarBlockstore(path)  # type: ignore[no-any-return]
+            return CarBlockstore(path)
         return DirectoryBlockstore(path)
     raise TypeError(f"expected a Blockstore or a directory path, got {type(blockstore).__name__}")
 
@@ -290,9 +290,7 @@ class IPLDStore(Store):
     ) -> list[Buffer | None]:
         # docstring inherited
         requests = list(key_ranges)
-        return list(
-            await asyncio.gather(*(self.get(k, prototype, r) for k, r in requests))
-        )
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in requests)))
 
     async def exists(self, key: str) -> bool:
         # docstring inherited
@@ -371,26 +369,28 @@ class IPLDStore(Store):
         for key in await asyncio.to_thread(self._keys, prefix):
             yield key
 
-    def _list_dir(self, prefix: str) -> set[str]:
+    def _list_dir(self, prefix: str) -> Sequence[str]:
         path = prefix.rstrip("/")
         inner = f"{path}/" if path else ""
         with self._lock:
             staged = dict(self._staged)
         view = self._view()
-        names = {k[len(inner) :].split("/")[0] for k, v in staged.items() if v is not None and k.startswith(inner)}
+        names = {
+            k[len(inner) :].split("/")[0]
+            for k, v in staged.items()
+            if v is not None and k.startswith(inner)
+        }
         if view is not None:
             if any(v is None and k.startswith(inner) for k, v in staged.items()):
                 # Deletions may empty a directory: count only keys that survive.
-                names.update(
-                    k[len(inner) :].split("/")[0] for k in self._keys(inner)
-                )
+                names.update(k[len(inner) :].split("/")[0] for k in self._keys(inner))
             else:
                 names.update(view.list_dir(path))
-        return names
+        return sorted(names)
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         # docstring inherited
-        for name in sorted(await asyncio.to_thread(self._list_dir, prefix)):
+        for name in await asyncio.to_thread(self._list_dir, prefix):
             yield name
 
     # -- committing ----------------------------------------------------------------------
