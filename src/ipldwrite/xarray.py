@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, Literal, cast
 
+import dask
+import numpy as np
 import xarray as xr
 from multiformats import CID
 from xarray.backends import BackendEntrypoint
+from xarray.backends.common import ArrayWriter
+from xarray.backends.writers import _validate_dataset_names, dump_to_store, get_writable_zarr_store
 from xarray.backends.zarr import ZarrBackendEntrypoint
+from xarray.namedarray.pycompat import is_chunked_array
 
 from ipldwrite.blockstore import Blockstore
+from ipldwrite.dask import check_blockstore_reachable, compute_root, merge_tree, partial_roots
 from ipldwrite.errors import InvalidCIDError
-from ipldwrite.ipld import Link, to_link
-from ipldwrite.store import IPLDStore
+from ipldwrite.ipld import Link, to_cid, to_link
+from ipldwrite.store import IPLDStore, resolve_blockstore
 
 __all__ = ["IPLDBackendEntrypoint", "open_ipld_datatree", "open_ipld_zarr", "to_ipld_zarr"]
 
@@ -65,18 +71,115 @@ def to_ipld_zarr(
     obj: xr.Dataset | xr.DataArray | xr.DataTree,
     blockstore: BlockstoreLike = None,
     *,
+    client: Any = None,
     group: str | None = None,
     encoding: Mapping[str, Any] | None = None,
-    **to_zarr_kwargs: Any,
-) -> CID:
-    """Write a Dataset (or DataArray) as zarr-on-IPLD and return its root CID.
+    split_every: int | None = None,
+    compute: bool = True,
+    base: CID | str | None = None,
+    mode: Literal["w", "a", "r+"] | None = None,
+    append_dim: Hashable | None = None,
+    region: Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None = None,
+    safe_chunks: bool = True,
+    align_chunks: bool = False,
+    write_empty_chunks: bool | None = None,
+    progress: bool | None = None,
+    retries: int = 0,
+) -> Any:
+    """Write a Dataset (or DataArray, or DataTree) as zarr-on-IPLD; return its root CID.
 
-    Encodings (compressors, chunks, fill values, dtype) follow ``Dataset.to_zarr``. The
-    same logical content always gives the same root CID. Use it with ``ds.pipe``::
+    Use it with ``ds.pipe(to_ipld_zarr, client=client)``. The client writes the template
+    (hierarchy, all metadata, numpy-backed variables); every Dask block is then written by a
+    task as a partial dataset whose root CID is merged with the others by a reduction tree on
+    the workers (``split_every`` fan-in). The same logical content always gives the same
+    root CID, whatever the chunking, worker count, merge order or retries.
 
-        root = ds.pipe(to_ipld_zarr, blockstore="blocks/")
+    Parameters
+    ----------
+    obj
+        What to write. Encodings (compressors, chunks, fill values, dtype) follow
+        ``Dataset.to_zarr``.
+    blockstore
+        A Blockstore, a directory path, or None for the embedded default directory. With
+        workers in other processes it must be a directory they all reach.
+    client
+        A ``distributed.Client``; None uses the current Dask scheduler (the default client
+        if there is one, else threads).
+    split_every
+        Fan-in of the merge tree (default 16).
+    compute
+        False returns a Dask object that computes to the root CID.
+    base, mode, append_dim, region
+        Write on top of an existing dataset (``base``), as ``to_zarr`` does on an existing
+        store: ``mode="a"`` with ``append_dim`` appends, ``region`` overwrites a region.
+    safe_chunks, align_chunks
+        As in ``to_zarr``: Dask chunks that straddle zarr chunks are refused before anything
+        is written, or rechunked when ``align_chunks=True``.
+    progress
+        Show a progress bar (default: in terminals and notebooks).
+    retries
+        Task retries on a distributed cluster; retries cannot change the root.
     """
-    return write_sequential(obj, blockstore, group=group, encoding=encoding, **to_zarr_kwargs)
+    store_blocks = resolve_blockstore(blockstore)
+    if isinstance(obj, xr.DataTree):
+        if base is not None or client is not None:
+            raise ValueError("DataTrees are written sequentially: drop base=/client=")
+        return write_sequential(obj, store_blocks, group=group, encoding=encoding)
+    ds = _as_dataset(obj)
+    lazy = any(is_chunked_array(v.data) for v in ds.variables.values())
+    if lazy:
+        check_blockstore_reachable(store_blocks, client)
+
+    store = IPLDStore(store_blocks, base, read_only=False)
+    if mode is None:
+        mode = "w" if base is None else ("r+" if region is not None else "a")
+    zstore = get_writable_zarr_store(
+        store,
+        mode=mode,
+        group=group,
+        consolidated=False,
+        append_dim=append_dim,
+        region=region,
+        safe_chunks=safe_chunks,
+        align_chunks=align_chunks,
+        zarr_format=3,
+        write_empty_chunks=write_empty_chunks,
+    )
+    _validate_dataset_names(ds)
+    ds = zstore._validate_and_autodetect_region(ds)
+    encoding = dict(encoding or {})
+    zstore._validate_encoding(encoding)
+    writer = ArrayWriter()  # type: ignore[no-untyped-call]
+    dump_to_store(ds, zstore, writer, encoding=encoding)  # type: ignore[no-untyped-call]
+    for n, source in enumerate(writer.sources):
+        if source.ndim == 0:  # nothing to split: write it with the template
+            writer.targets[n][...] = np.asarray(source)
+    template = to_link(store.commit())
+
+    partials = [
+        partial_roots(
+            source,
+            blockstore=store_blocks,
+            template=template,
+            path=target.path,
+            region=region_,
+            write_empty_chunks=bool(write_empty_chunks),
+        )
+        for source, target, region_ in zip(
+            writer.sources, writer.targets, writer.regions, strict=True
+        )
+        if source.ndim > 0
+    ]
+    tree = merge_tree(partials, blockstore=store_blocks, template=template, split_every=split_every)
+    if not compute:
+        return dask.delayed(_root_cid)(tree)
+    if not partials:
+        return to_cid(template)
+    return to_cid(compute_root(tree, client=client, progress=progress, retries=retries))
+
+
+def _root_cid(value: Any) -> CID:
+    return to_cid(Link(bytes(np.asarray(value, dtype=object).item())))
 
 
 def _root_from(value: object) -> Link:

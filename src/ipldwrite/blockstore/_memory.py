@@ -1,23 +1,46 @@
 from __future__ import annotations
 
+import itertools
+import os
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 from ipldwrite.blockstore._base import Blockstore
+from ipldwrite.errors import UnsafeBlockstoreError
 from ipldwrite.ipld import Link
+
+# Pickling a MemoryBlockstore sends a reference, not a copy: within one process (threads,
+# an in-process Dask cluster) every unpickled handle is the same store. A copy would
+# silently lose every block written into it.
+_LIVE: weakref.WeakValueDictionary[int, MemoryBlockstore] = weakref.WeakValueDictionary()
+_TOKENS = itertools.count()
+
+
+def _find(token: int, pid: int) -> MemoryBlockstore:
+    store = _LIVE.get(token) if pid == os.getpid() else None
+    if store is None:
+        raise UnsafeBlockstoreError(
+            "a MemoryBlockstore cannot travel to another process: its blocks live in the "
+            "memory of the process that made it. With a process-based Dask cluster use a "
+            "DirectoryBlockstore on a path every worker can reach."
+        )
+    return store
 
 
 class MemoryBlockstore(Blockstore):
     """Blocks in a dict: for tests and small in-process work.
 
-    Not shared between processes: a process-based Dask cluster would write into copies that
-    vanish, so the distributed writer refuses this combination.
+    Shared by reference between threads of one process; never between processes.
     """
 
     supports_listing = True
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self._blocks: dict[bytes, bytes] = {}
+        self._token = next(_TOKENS)
+        _LIVE[self._token] = self
 
     def _get(self, link: Link) -> bytes | None:
         return self._blocks.get(link.cid_bytes)
@@ -31,8 +54,11 @@ class MemoryBlockstore(Blockstore):
     def _iter_links(self) -> Iterator[Link]:
         return (Link(raw) for raw in list(self._blocks))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _find, (self._token, os.getpid())
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, MemoryBlockstore) and self._blocks == other._blocks
+        return other is self
 
     def __hash__(self) -> int:
         return id(self)
