@@ -9,6 +9,7 @@ from ipldwrite.blockstore._base import (
     Blockstore,
     check_block_limit,
 )
+from ipldwrite.blockstore._car import CarBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
 from ipldwrite.blockstore._memory import MemoryBlockstore
 
@@ -19,6 +20,7 @@ __all__ = [
     "BlockGetter",
     "BlockPutter",
     "Blockstore",
+    "CarBlockstore",
     "DirectoryBlockstore",
     "MemoryBlockstore",
     "check_block_limit",
