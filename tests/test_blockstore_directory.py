@@ -5,8 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
-from blockstore_conformance import BlockstoreTests
 
+from blockstore_conformance import BlockstoreTests
 from ipldwrite.blockstore import Blockstore, DirectoryBlockstore
 from ipldwrite.errors import FormatError
 from ipldwrite.ipld import Link, compute_link
@@ -53,7 +53,7 @@ def test_a_killed_writer_leaves_no_block_under_a_valid_name(tmp_path: Path) -> N
     store = DirectoryBlockstore(tmp_path / "bs")
     data = b"x" * 1000
     link = compute_link(data)
-    shard, final = store._file(link)
+    shard, _final = store._file(link)
     os.makedirs(shard, exist_ok=True)
     # What a writer killed mid-write leaves behind: a partial temporary file.
     Path(shard, ".1234-1-0.tmp").write_bytes(data[:10])

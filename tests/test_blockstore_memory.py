@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from blockstore_conformance import BlockstoreTests
-
 from ipldwrite.blockstore import Blockstore, MemoryBlockstore
 from ipldwrite.ipld import Link
 

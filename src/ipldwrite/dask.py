@@ -105,8 +105,9 @@ def partial_roots(
 ) -> da.Array:
     """A 1-D object array of partial-root CIDs (as bytes), one per block of ``source``."""
     origin = tuple((s.start or 0) for s in region) if region else (0,) * source.ndim
-    roots = source.map_blocks(
+    roots = da.map_blocks(
         _write_block,
+        source,
         dtype=object,
         chunks=tuple((1,) * len(c) for c in source.chunks),
         meta=np.empty((0,) * source.ndim, dtype=object),
@@ -199,7 +200,7 @@ def compute_root(
         if _progress_wanted(progress):
             from dask.diagnostics.progress import ProgressBar
 
-            bar = ProgressBar()  # type: ignore[no-untyped-call]
+            bar = ProgressBar()
         with bar:
-            (value,) = dask.compute(root)
+            (value,) = dask.base.compute(root)
     return Link(bytes(np.asarray(value, dtype=object).item()))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import dask
 import numpy as np
 import xarray as xr
+from dask.delayed import delayed
 from multiformats import CID
 from xarray.backends import BackendEntrypoint
 from xarray.backends.common import ArrayWriter
@@ -18,11 +19,18 @@ from xarray.namedarray.pycompat import is_chunked_array
 
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dask import check_blockstore_reachable, compute_root, merge_tree, partial_roots
-from ipldwrite.errors import InvalidCIDError
+from ipldwrite.errors import ChunkAlignmentError, InvalidCIDError
 from ipldwrite.ipld import Link, to_cid, to_link
 from ipldwrite.store import IPLDStore, resolve_blockstore
 
-__all__ = ["IPLDBackendEntrypoint", "open_ipld_datatree", "open_ipld_zarr", "to_ipld_zarr"]
+__all__ = [
+    "IPLDBackendEntrypoint",
+    "WritePlan",
+    "open_ipld_datatree",
+    "open_ipld_zarr",
+    "plan_write",
+    "to_ipld_zarr",
+]
 
 BlockstoreLike = Blockstore | str | os.PathLike[str] | None
 #: xarray's name for the variable of an unnamed DataArray written to zarr.
@@ -126,11 +134,90 @@ def to_ipld_zarr(
             raise ValueError("DataTrees are written sequentially: drop base=/client=")
         return write_sequential(obj, store_blocks, group=group, encoding=encoding)
     ds = _as_dataset(obj)
-    lazy = any(is_chunked_array(v.data) for v in ds.variables.values())
-    if lazy:
+    if any(is_chunked_array(v.data) for v in ds.variables.values()):
         check_blockstore_reachable(store_blocks, client)
+    plan = plan_write(
+        ds,
+        store_blocks,
+        group=group,
+        encoding=encoding,
+        base=base,
+        mode=mode,
+        append_dim=append_dim,
+        region=region,
+        safe_chunks=safe_chunks,
+        align_chunks=align_chunks,
+        write_empty_chunks=write_empty_chunks,
+    )
+    tree = plan.merge_tree(split_every)
+    if not compute:
+        return delayed(_root_cid)(tree)
+    if not plan.sources:
+        return to_cid(plan.template)
+    return to_cid(compute_root(tree, client=client, progress=progress, retries=retries))
 
-    store = IPLDStore(store_blocks, base, read_only=False)
+
+@dataclass(frozen=True)
+class WritePlan:
+    """A write after its first phase: the template is committed, the lazy parts are not.
+
+    ``template`` holds the hierarchy, all metadata and every numpy-backed variable;
+    ``sources`` are the encoded Dask arrays still to write, each into ``paths[i]`` at
+    ``regions[i]`` (None: the whole array).
+    """
+
+    blockstore: Blockstore
+    template: Link
+    sources: list[Any]
+    paths: list[str]
+    regions: list[tuple[slice, ...] | None]
+    write_empty_chunks: bool = False
+
+    def partials(self) -> list[Any]:
+        """Per source, a Dask array of partial-root CIDs: one write task per block."""
+        return [
+            partial_roots(
+                source,
+                blockstore=self.blockstore,
+                template=self.template,
+                path=path,
+                region=region,
+                write_empty_chunks=self.write_empty_chunks,
+            )
+            for source, path, region in zip(self.sources, self.paths, self.regions, strict=True)
+        ]
+
+    def merge_tree(self, split_every: int | None = None) -> Any:
+        """A Dask array that computes to the final root: writes, then the merge tree."""
+        return merge_tree(
+            self.partials(),
+            blockstore=self.blockstore,
+            template=self.template,
+            split_every=split_every,
+        )
+
+
+def plan_write(
+    ds: xr.Dataset,
+    blockstore: Blockstore,
+    *,
+    group: str | None = None,
+    encoding: Mapping[str, Any] | None = None,
+    base: CID | str | None = None,
+    mode: Literal["w", "a", "r+"] | None = None,
+    append_dim: Hashable | None = None,
+    region: Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None = None,
+    safe_chunks: bool = True,
+    align_chunks: bool = False,
+    write_empty_chunks: bool | None = None,
+) -> WritePlan:
+    """Phase one of a write, on the client: validate, write and commit the template.
+
+    xarray itself checks names, encodings, regions and chunk alignment (with its own
+    advice) and encodes the variables, exactly as ``to_zarr`` does; numpy-backed variables
+    are written here, Dask-backed ones are returned for the tasks.
+    """
+    store = IPLDStore(blockstore, base, read_only=False)
     if mode is None:
         mode = "w" if base is None else ("r+" if region is not None else "a")
     zstore = get_writable_zarr_store(
@@ -150,32 +237,29 @@ def to_ipld_zarr(
     encoding = dict(encoding or {})
     zstore._validate_encoding(encoding)
     writer = ArrayWriter()  # type: ignore[no-untyped-call]
-    dump_to_store(ds, zstore, writer, encoding=encoding)  # type: ignore[no-untyped-call]
-    for n, source in enumerate(writer.sources):
+    try:
+        dump_to_store(ds, zstore, writer, encoding=encoding)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        if "Dask chunk" not in str(exc) and "uniform chunk" not in str(exc):
+            raise
+        raise ChunkAlignmentError(
+            f"{exc}\n(ipldwrite: refused before any task ran; no root was written. Or pass "
+            "align_chunks=True to to_ipld_zarr to rechunk.)"
+        ) from exc
+    lazy = []
+    for source, target, region_ in zip(writer.sources, writer.targets, writer.regions, strict=True):
         if source.ndim == 0:  # nothing to split: write it with the template
-            writer.targets[n][...] = np.asarray(source)
-    template = to_link(store.commit())
-
-    partials = [
-        partial_roots(
-            source,
-            blockstore=store_blocks,
-            template=template,
-            path=target.path,
-            region=region_,
-            write_empty_chunks=bool(write_empty_chunks),
-        )
-        for source, target, region_ in zip(
-            writer.sources, writer.targets, writer.regions, strict=True
-        )
-        if source.ndim > 0
-    ]
-    tree = merge_tree(partials, blockstore=store_blocks, template=template, split_every=split_every)
-    if not compute:
-        return dask.delayed(_root_cid)(tree)
-    if not partials:
-        return to_cid(template)
-    return to_cid(compute_root(tree, client=client, progress=progress, retries=retries))
+            target[...] = np.asarray(source)
+        else:
+            lazy.append((source, target.path, tuple(region_) if region_ else None))
+    return WritePlan(
+        blockstore=blockstore,
+        template=to_link(store.commit()),
+        sources=[s for s, _, _ in lazy],
+        paths=[p for _, p, _ in lazy],
+        regions=[r for _, _, r in lazy],
+        write_empty_chunks=bool(write_empty_chunks),
+    )
 
 
 def _root_cid(value: Any) -> CID:
