@@ -10,6 +10,7 @@ from ipldwrite.blockstore._base import (
     check_block_limit,
 )
 from ipldwrite.blockstore._car import CarBlockstore
+from ipldwrite.blockstore._counting import CountingBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
 from ipldwrite.blockstore._memory import MemoryBlockstore
 
@@ -21,6 +22,7 @@ __all__ = [
     "BlockPutter",
     "Blockstore",
     "CarBlockstore",
+    "CountingBlockstore",
     "DirectoryBlockstore",
     "MemoryBlockstore",
     "check_block_limit",
