@@ -48,7 +48,6 @@ def concat(
     inputs = [Hierarchy.load(store, cid) for cid in cids]
     if len(inputs) == 1:
         return to_cid(inputs[0].root)  # type: ignore[arg-type]
-    out = inputs[0]
     names = [set(h.arrays(group)) for h in inputs]
     for n, these in enumerate(names[1:], 2):
         if these != names[0]:
@@ -57,21 +56,27 @@ def concat(
                 "that dataset 1 does not have, or lacks them. Drop them first "
                 "(ipldwrite.ops.drop_vars) or merge them in separately."
             )
-    io = NodeIO(store)
-    along = []
+    # Every check runs before anything is built: a refused join writes nothing.
+    if check_coords and dim in names[0]:
+        _check_monotonic(store, inputs, join_path(group, dim), dim)
+    along: dict[str, list[ArrayNode]] = {}
     for name in sorted(names[0]):
         nodes = [h.arrays(group)[name] for h in inputs]
         where = f"variable {name!r}"
-        if dim not in dims_of(nodes[0], where):
+        if dim in dims_of(nodes[0], where):
+            _check_joinable(nodes, dim, where, is_coordinate=name == dim)
+            along[name] = nodes
+        else:
             _check_identical(nodes, inputs, where, dim)
-            continue
-        along.append(name)
-        joined = _concat_array(store, io, nodes, inputs, dim, where, name == dim, combine_attrs)
-        out.nodes[join_path(group, name)] = joined
     if not along:
         raise IncompatibleDatasetsError(f"no variable has dimension {dim!r}: nothing to concat")
-    if check_coords and dim in names[0]:
-        _check_monotonic(store, inputs, join_path(group, dim), dim)
+    out = Hierarchy(store, dict(inputs[0].nodes), inputs[0].root)
+    io = NodeIO(store)
+    for name, nodes in along.items():
+        joined = _concat_array(
+            store, io, nodes, inputs, dim, f"variable {name!r}", name == dim, combine_attrs
+        )
+        out.nodes[join_path(group, name)] = joined
     groups = [h.group(group) for h in inputs]
     attrs = combine([attrs_of(g) for g in groups], combine_attrs, f"group {'/' + group!r}")
     out.nodes[group] = with_attrs(groups[0], attrs)
@@ -89,24 +94,22 @@ def _check_identical(nodes: list[ArrayNode], inputs: list[Hierarchy], where: str
             )
 
 
-def _concat_array(
-    store: Blockstore,
-    io: NodeIO,
-    nodes: list[ArrayNode],
-    inputs: list[Hierarchy],
-    dim: str,
-    where: str,
-    is_coordinate: bool,
-    combine_attrs: CombineAttrs,
-) -> ArrayNode:
+def _misaligned(n: int, size: int, dim: str, chunk: int, where: str) -> IncompatibleDatasetsError:
+    return IncompatibleDatasetsError(
+        f"dataset {n} has {size} {dim} steps with chunk size {chunk} in {where}: not "
+        f"chunk-aligned; rechunk the inputs to a divisor of {size} or re-write with "
+        "`to_ipld_zarr`"
+    )
+
+
+def _check_joinable(nodes: list[ArrayNode], dim: str, where: str, *, is_coordinate: bool) -> None:
+    """Refuse arrays that cannot be joined along ``dim`` by placing their manifests."""
     first = nodes[0]
     dims = dims_of(first, where)
     axis = dims.index(dim)
-    chunk = first.keys.chunk_shape[axis]
     all_attrs = [attrs_of(n) for n in nodes]
-    if is_coordinate and _time_units_differ(all_attrs):
-        return _concat_times(store, nodes, inputs, all_attrs, axis, combine_attrs, where)
-    check_decoding_attrs(all_attrs, where)
+    if not (is_coordinate and _time_units_differ(all_attrs)):
+        check_decoding_attrs(all_attrs, where)
     for n, node in enumerate(nodes[1:], 2):
         if dims_of(node, where) != dims:
             raise IncompatibleDatasetsError(
@@ -130,6 +133,31 @@ def _concat_array(
                     f"{where}: {dims[ax]!r} has {a} entries in dataset {n} but {b} in "
                     f"dataset 1; concat along {dim!r} needs all other dimensions equal"
                 )
+    if is_coordinate:
+        return
+    chunk = first.keys.chunk_shape[axis]
+    for n, node in enumerate(nodes[:-1], 1):
+        size = node.keys.shape[axis]
+        if size % chunk:
+            raise _misaligned(n, size, dim, chunk, where)
+
+
+def _concat_array(
+    store: Blockstore,
+    io: NodeIO,
+    nodes: list[ArrayNode],
+    inputs: list[Hierarchy],
+    dim: str,
+    where: str,
+    is_coordinate: bool,
+    combine_attrs: CombineAttrs,
+) -> ArrayNode:
+    first = nodes[0]
+    axis = dims_of(first, where).index(dim)
+    chunk = first.keys.chunk_shape[axis]
+    all_attrs = [attrs_of(n) for n in nodes]
+    if is_coordinate and _time_units_differ(all_attrs):
+        return _concat_times(store, nodes, inputs, all_attrs, axis, combine_attrs, where)
     attrs = combine(all_attrs, combine_attrs, where)
     sizes = [n.keys.shape[axis] for n in nodes]
     shape = list(first.keys.shape)
@@ -149,12 +177,7 @@ def _concat_array(
                 [read_values(store, h.root, n.path) for h, n in zip(inputs, nodes, strict=True)]  # type: ignore[arg-type]
             )
             return with_attrs(rewrite_array(store, first, shape, values), attrs)  # type: ignore[no-any-return]
-        size = sizes[misaligned - 1]
-        raise IncompatibleDatasetsError(
-            f"dataset {misaligned} has {size} {dim} steps with chunk size {chunk} in {where}: "
-            f"not chunk-aligned; rechunk the inputs to a divisor of {size} or re-write with "
-            "`to_ipld_zarr`"
-        )
+        raise _misaligned(misaligned, sizes[misaligned - 1], dim, chunk, where)
     target = with_shape(first, shape, None)
     sources = []
     offset = 0
@@ -216,6 +239,10 @@ def _concat_times(
 
 
 def _check_monotonic(store: Blockstore, inputs: list[Hierarchy], path: str, dim: str) -> None:
+    """Each input's coordinate strictly monotonic, all in one direction, no overlap.
+
+    Plain comparisons, so numbers, datetime64 and cftime dates all work.
+    """
     previous: Any = None
     direction = 0
     for n, h in enumerate(inputs, 1):
@@ -228,23 +255,23 @@ def _check_monotonic(store: Blockstore, inputs: list[Hierarchy], path: str, dim:
             values = decode_cf_datetime(values, attrs["units"], attrs.get("calendar", "standard"))
         if values.ndim != 1 or values.size == 0:
             continue
-        steps = np.sign(np.diff(values)) if values.size > 1 else np.array([], dtype=int)
-        signs = set(np.unique(steps).tolist())
-        if 0 in signs or len(signs) > 1:
+        rising = bool(np.all(values[1:] > values[:-1]))
+        falling = bool(np.all(values[1:] < values[:-1]))
+        this = 0 if values.size == 1 else (1 if rising else (-1 if falling else None))
+        if this is None or (direction and this and this != direction):
             raise IncompatibleDatasetsError(
-                f"coordinate {dim!r} of dataset {n} ({h.label}) is not strictly monotonic; "
-                "sort it (ds.sortby) and re-write before joining"
+                f"coordinate {dim!r} of dataset {n} ({h.label}) is not strictly monotonic "
+                "(in the same direction as the others); sort it (ds.sortby) and re-write"
             )
-        this = next(iter(signs), 0)
         if previous is not None:
-            step = np.sign(values[0] - previous)
+            step = 1 if values[0] > previous else (-1 if values[0] < previous else 0)
             if step == 0 or (direction and step != direction) or (this and step != this):
                 raise IncompatibleDatasetsError(
                     f"coordinate {dim!r} overlaps or is out of order between dataset {n - 1} "
                     f"(ends at {previous!r}) and dataset {n} (starts at {values[0]!r}); "
                     "pass the datasets in order, without overlap"
                 )
-            direction = direction or int(step)
+            direction = direction or step
         direction = direction or this
         previous = values[-1]
 
