@@ -73,7 +73,7 @@ def ls(cid: str, blockstore: str | None, as_json: bool) -> None:
 @click.argument("target", metavar="CID/KEY")
 @blockstore_option
 def cat(target: str, blockstore: str | None) -> None:
-    """Write the raw bytes of one zarr key (e.g. CID/t2m/zarr.json) to standard output."""
+    """Print the raw bytes of one zarr key, e.g. CID/t2m/zarr.json."""
     from ipldwrite.store import IPLDStore
 
     cid, _, key = target.partition("/")

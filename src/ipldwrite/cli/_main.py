@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import click
 
+from ipldwrite.cli import _blocks, _ops
 from ipldwrite.cli._common import fail
 from ipldwrite.cli._demo import demo
+from ipldwrite.cli._ingest import ingest
 from ipldwrite.cli._inspect import cat, info, ls
 from ipldwrite.errors import IpldWriteError
 
@@ -14,7 +16,7 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except IpldWriteError as exc:
+        except (IpldWriteError, FileNotFoundError, ValueError) as exc:
             fail(str(exc))
             return None
 
@@ -28,7 +30,6 @@ def main() -> None:
     """
 
 
-main.add_command(demo)
-main.add_command(info)
-main.add_command(ls)
-main.add_command(cat)
+for command in [demo, ingest, ls, info, cat, *_ops.COMMANDS, *_blocks.COMMANDS]:
+    main.add_command(command)
+main.add_command(ls, name="tree")

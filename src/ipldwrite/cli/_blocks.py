@@ -1,0 +1,96 @@
+"""Moving and checking blocks: CAR export/import, verify, stat."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ipldwrite.cli._common import (
+    EXIT_PROBLEM,
+    blockstore_option,
+    emit,
+    json_option,
+    open_blockstore,
+)
+
+
+def _progress(as_json: bool) -> bool:
+    return not as_json and sys.stderr.isatty()
+
+
+@click.command("export-car")
+@click.argument("root")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--v2", "version2", is_flag=True, help="Write CARv2 with a go-car index.")
+@blockstore_option
+@json_option
+def export_car_cmd(
+    root: str, path: str, version2: bool, blockstore: str | None, as_json: bool
+) -> None:
+    """Write the whole dataset under ROOT into one CAR file."""
+    from ipldwrite.car import export_car
+
+    summary = export_car(root, open_blockstore(blockstore), path, version=2 if version2 else 1)
+    emit(
+        as_json,
+        {"root": str(root), "path": path, "blocks": summary.blocks, "bytes": summary.size},
+        str(summary),
+    )
+
+
+@click.command("import-car")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@blockstore_option
+@json_option
+def import_car_cmd(path: str, blockstore: str | None, as_json: bool) -> None:
+    """Verify every block of a CAR, add them to the blockstore, print the root."""
+    from ipldwrite.car import import_car
+    from ipldwrite.ipld import to_cid
+
+    root = to_cid(import_car(path, open_blockstore(blockstore)))
+    emit(as_json, {"root": str(root)}, str(root))
+
+
+@click.command("verify")
+@click.argument("root")
+@blockstore_option
+@json_option
+def verify_cmd(root: str, blockstore: str | None, as_json: bool) -> None:
+    """Walk the whole DAG, re-hash every block, report missing and corrupt blocks.
+
+    Exits with 1 when anything is wrong.
+    """
+    from ipldwrite.audit import verify
+
+    report = verify(root, open_blockstore(blockstore), progress=_progress(as_json))
+    text = "\n".join(
+        [
+            *(str(p) for p in report.problems),
+            f"{'OK' if report.ok else 'DAMAGED'}: {report.blocks} blocks, {report.bytes} bytes "
+            f"checked, {len(report.problems)} problems",
+        ]
+    )
+    emit(as_json, report.to_json(), text)
+    if not report.ok:
+        sys.exit(EXIT_PROBLEM)
+
+
+@click.command("stat")
+@click.argument("root")
+@blockstore_option
+@json_option
+def stat_cmd(root: str, blockstore: str | None, as_json: bool) -> None:
+    """Blocks, bytes, depth and deduplication of a dataset's DAG."""
+    from ipldwrite.audit import stat
+
+    s = stat(root, open_blockstore(blockstore), progress=_progress(as_json))
+    text = (
+        f"{s.blocks} blocks, {s.bytes:,} bytes ({s.node_blocks} nodes, {s.node_bytes:,} bytes; "
+        f"{s.chunk_blocks} chunk blocks, {s.chunk_bytes:,} bytes)\n"
+        f"depth {s.depth}, {s.references} references, dedup ratio {s.dedup_ratio:.2f}"
+    )
+    emit(as_json, s.to_json(), text)
+
+
+COMMANDS = [export_car_cmd, import_car_cmd, verify_cmd, stat_cmd]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from ipldwrite.cli._common import blockstore_option, emit, json_option, open_blockstore
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A distributed client: on --scheduler, or a LocalCluster of --workers processes."""
+    if scheduler is None and workers is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _chunks(values: tuple[str, ...]) -> dict[str, int]:
+    out = {}
+    for value in values:
+        dim, _, size = value.partition("=")
+        if not size.isdigit() or int(size) <= 0:
+            raise click.BadParameter(f"{value!r}: expected DIM=SIZE with a positive integer")
+        out[dim] = int(size)
+    return out
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--concat-dim", required=True, help="Dimension the files follow each other along.")
+@click.option(
+    "--chunks",
+    "chunks",
+    multiple=True,
+    metavar="DIM=SIZE",
+    help="zarr chunk size, e.g. time=24. Repeatable.",
+)
+@click.option(
+    "--scheduler", default=None, metavar="ADDRESS", help="A running Dask scheduler (tcp://…)."
+)
+@click.option(
+    "--workers", type=int, default=None, help="Start a local cluster of N worker processes."
+)
+@click.option(
+    "--per-file", is_flag=True, help="Write every file as its own dataset, then concat them."
+)
+@blockstore_option
+@json_option
+def ingest(
+    paths: tuple[str, ...],
+    concat_dim: str,
+    chunks: tuple[str, ...],
+    scheduler: str | None,
+    workers: int | None,
+    per_file: bool,
+    blockstore: str | None,
+    as_json: bool,
+) -> None:
+    """Write an archive of NetCDF files (glob patterns) as one dataset; print its root CID."""
+    from ipldwrite.ingest import ingest as run
+
+    store = open_blockstore(blockstore)
+    with dask_client(scheduler, workers) as client:
+        root = run(
+            list(paths),
+            concat_dim,
+            store,
+            chunks=_chunks(chunks),
+            client=client,
+            per_file=per_file,
+            progress=None if not as_json else False,
+        )
+    emit(as_json, {"root": str(root)}, str(root))
