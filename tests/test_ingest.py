@@ -47,7 +47,7 @@ def test_per_file_on_a_process_cluster(tmp_path: Path) -> None:
     expected = ingest(pattern, "time", store, chunks={"time": 1})
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
         ) as cluster,
         Client(cluster) as client,
     ):
