@@ -25,12 +25,14 @@ from ipldwrite.ipld._cid import (
 from ipldwrite.ipld._codec import check_links, decode, encode
 from ipldwrite.ipld._dagpb import PBLink, PBNode, decode_pb, encode_pb
 from ipldwrite.ipld._links import links_of
+from ipldwrite.ipld._varint import MAX_UINT64
 
 __all__ = [
     "BLAKE3",
     "DAG_CBOR",
     "DAG_PB",
     "IDENTITY",
+    "MAX_UINT64",
     "RAW",
     "SHA2_256",
     "CIDParts",

@@ -17,6 +17,7 @@ import cbrrr
 from multiformats import CID
 
 from ipldwrite.errors import CorruptBlockError, InvalidCIDError
+from ipldwrite.ipld._varint import read_varint, varint
 
 __all__ = [
     "BLAKE3",
@@ -53,39 +54,6 @@ _HASH_NAMES: Final = {SHA2_256: "sha2-256", BLAKE3: "blake3", IDENTITY: "identit
 HASHERS: Final = {"sha2-256": SHA2_256, "blake3": BLAKE3}
 # Identity CIDs embed their data; the specs cap them so they cannot smuggle whole blocks.
 MAX_IDENTITY_DIGEST: Final = 128
-
-
-def varint(n: int) -> bytes:
-    """Unsigned LEB128, the minimal form multiformats requires."""
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def read_varint(buf: bytes | memoryview, offset: int) -> tuple[int, int]:
-    """Read a minimal unsigned varint at ``offset``; return (value, offset after it)."""
-    value = 0
-    shift = 0
-    start = offset
-    while True:
-        if offset >= len(buf):
-            raise ValueError(f"varint at byte {start} runs past the end of the data")
-        byte = buf[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            if byte == 0 and offset - start > 1:
-                raise ValueError(f"varint at byte {start} is not minimally encoded")
-            return value, offset
-        shift += 7
-        if shift > 63:
-            raise ValueError(f"varint at byte {start} is longer than 9 bytes")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,13 +21,13 @@ from typing import Final
 
 from ipldwrite.errors import CodecError, InvalidCIDError
 from ipldwrite.ipld._cid import Link, parse_cid_bytes
+from ipldwrite.ipld._varint import MAX_UINT64, read_varint, varint
 
 __all__ = ["PBLink", "PBNode", "decode_pb", "encode_pb"]
 
 # Wire types (protobuf): only varints and length-delimited bytes occur in DAG-PB.
 _VARINT: Final = 0
 _BYTES: Final = 2
-_MAX_UINT64: Final = (1 << 64) - 1
 _LINK_FIELDS: Final = {1: "Hash", 2: "Name", 3: "Tsize"}
 
 
@@ -48,17 +48,6 @@ class PBNode:
     data: bytes | None = None
 
 
-def _uvarint(n: int) -> bytes:
-    if n < 0x80:  # nearly every length and key: skip the loop
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def encode_pb(node: PBNode) -> bytes:
     """Canonical DAG-PB bytes of ``node``.
 
@@ -69,7 +58,7 @@ def encode_pb(node: PBNode) -> bytes:
     previous = b""
     for index, link in enumerate(node.links):
         cid = link.hash.cid_bytes
-        body = b"\x0a" + _uvarint(len(cid)) + cid
+        body = b"\x0a" + varint(len(cid)) + cid
         if link.name is not None:
             name = link.name.encode("utf-8")
             if name < previous:
@@ -78,7 +67,7 @@ def encode_pb(node: PBNode) -> bytes:
                     "links must be sorted by name bytes (sort them, stably, before encoding)"
                 )
             previous = name
-            body += b"\x12" + _uvarint(len(name)) + name
+            body += b"\x12" + varint(len(name)) + name
         elif previous:
             # An absent name sorts as b"", so it cannot follow a named link.
             raise CodecError(
@@ -86,15 +75,15 @@ def encode_pb(node: PBNode) -> bytes:
                 "links must be sorted by name bytes"
             )
         if link.tsize is not None:
-            if not 0 <= link.tsize <= _MAX_UINT64:
+            if not 0 <= link.tsize <= MAX_UINT64:
                 raise CodecError(f"cannot encode DAG-PB: link {index} Tsize {link.tsize} ∉ uint64")
-            body += b"\x18" + _uvarint(link.tsize)
+            body += b"\x18" + varint(link.tsize)
         out += b"\x12"
-        out += _uvarint(len(body))
+        out += varint(len(body))
         out += body
     if node.data is not None:
         out += b"\x0a"
-        out += _uvarint(len(node.data))
+        out += varint(len(node.data))
         out += node.data
     return bytes(out)
 
@@ -104,25 +93,10 @@ def _fail(what: str, offset: int) -> CodecError:
 
 
 def _read_uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """A minimal uint64 varint at ``pos`` that must end before ``end``."""
-    start = pos
-    value = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise _fail("truncated varint", start)
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            if byte == 0 and pos - start > 1:
-                raise _fail("varint not minimally encoded", start)
-            if value > _MAX_UINT64:
-                raise _fail("varint exceeds 64 bits", start)
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise _fail("varint longer than 10 bytes", start)
+    try:
+        return read_varint(buf, pos, end)
+    except ValueError as exc:
+        raise CodecError(f"invalid DAG-PB: {exc}") from None
 
 
 def _read_bytes(buf: bytes, pos: int, end: int, what: str) -> tuple[int, int]:

@@ -25,10 +25,10 @@ from enum import IntEnum
 from typing import Final
 
 from ipldwrite.errors import CodecError
+from ipldwrite.ipld import MAX_UINT64, read_varint, varint
 
 __all__ = ["DataType", "UnixFSData", "UnixTime", "decode_unixfs", "encode_unixfs"]
 
-_MAX_UINT64: Final = (1 << 64) - 1
 _MAX_UINT32: Final = (1 << 32) - 1
 _MAX_NANOS: Final = 999_999_999
 _NAMES: Final = {
@@ -78,17 +78,6 @@ class UnixFSData:
         return (len(self.data) if self.data is not None else 0) + sum(self.blocksizes)
 
 
-def _uvarint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _check_range(name: str, value: int, top: int) -> None:
     if not 0 <= value <= top:
         raise CodecError(f"cannot encode UnixFS Data: {name}={value} is out of range [0, {top}]")
@@ -97,34 +86,34 @@ def _check_range(name: str, value: int, top: int) -> None:
 def encode_unixfs(node: UnixFSData) -> bytes:
     """The protobuf bytes of ``node``, fields in number order as ipfs-unixfs writes them."""
     out = bytearray(b"\x08")
-    out += _uvarint(int(node.type))
+    out += varint(int(node.type))
     if node.data is not None:
-        out += b"\x12" + _uvarint(len(node.data)) + node.data
+        out += b"\x12" + varint(len(node.data)) + node.data
     if node.filesize is not None:
-        _check_range("filesize", node.filesize, _MAX_UINT64)
-        out += b"\x18" + _uvarint(node.filesize)
+        _check_range("filesize", node.filesize, MAX_UINT64)
+        out += b"\x18" + varint(node.filesize)
     for size in node.blocksizes:
-        _check_range("blocksizes", size, _MAX_UINT64)
-        out += b"\x20" + _uvarint(size)
+        _check_range("blocksizes", size, MAX_UINT64)
+        out += b"\x20" + varint(size)
     if node.hash_type is not None:
-        _check_range("hashType", node.hash_type, _MAX_UINT64)
-        out += b"\x28" + _uvarint(node.hash_type)
+        _check_range("hashType", node.hash_type, MAX_UINT64)
+        out += b"\x28" + varint(node.hash_type)
     if node.fanout is not None:
-        _check_range("fanout", node.fanout, _MAX_UINT64)
-        out += b"\x30" + _uvarint(node.fanout)
+        _check_range("fanout", node.fanout, MAX_UINT64)
+        out += b"\x30" + varint(node.fanout)
     if node.mode is not None:
         _check_range("mode", node.mode, _MAX_UINT32)
-        out += b"\x38" + _uvarint(node.mode)
+        out += b"\x38" + varint(node.mode)
     if node.mtime is not None:
         seconds = node.mtime.seconds
         if not -(1 << 63) <= seconds < 1 << 63:
             raise CodecError(f"cannot encode UnixFS Data: mtime seconds {seconds} ∉ int64")
         # int64 varints carry negatives as their 64-bit two's complement (10 bytes).
-        body = b"\x08" + _uvarint(seconds & _MAX_UINT64)
+        body = b"\x08" + varint(seconds & MAX_UINT64)
         if node.mtime.nanos is not None:
             _check_range("mtime nanos", node.mtime.nanos, _MAX_NANOS)
             body += b"\x15" + node.mtime.nanos.to_bytes(4, "little")
-        out += b"\x42" + _uvarint(len(body)) + body
+        out += b"\x42" + varint(len(body)) + body
     return bytes(out)
 
 
@@ -133,24 +122,10 @@ def _fail(what: str, offset: int) -> CodecError:
 
 
 def _read_uvarint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    start = pos
-    value = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise _fail("truncated varint", start)
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            if byte == 0 and pos - start > 1:
-                raise _fail("varint not minimally encoded", start)
-            if value > _MAX_UINT64:
-                raise _fail("varint exceeds 64 bits", start)
-            return value, pos
-        shift += 7
-        if shift >= 70:
-            raise _fail("varint longer than 10 bytes", start)
+    try:
+        return read_varint(buf, pos, end)
+    except ValueError as exc:
+        raise CodecError(f"invalid UnixFS Data: {exc}") from None
 
 
 def _decode_mtime(buf: bytes, pos: int, end: int) -> UnixTime:
