@@ -213,6 +213,13 @@ class Source:
         hi = self.hi or self.tiling.grid
         object.__setattr__(self, "_window", (offset, lo, hi))
 
+    def overlap(self, lo: Index, hi: Index) -> tuple[Index, Index] | None:
+        """The part of the target region [lo, hi) this source covers, if any."""
+        offset, wl, wh = self._window
+        ilo = tuple(max(a, w + f) for a, w, f in zip(lo, wl, offset, strict=True))
+        ihi = tuple(min(b, w + f) for b, w, f in zip(hi, wh, offset, strict=True))
+        return (ilo, ihi) if all(a < b for a, b in zip(ilo, ihi, strict=True)) else None
+
     def node(self, io: NodeIO, level: int, origin: Index) -> Entry:
         """The link of this source's node at ``level`` whose tile starts at ``origin``."""
         tiling = self.tiling
@@ -296,14 +303,7 @@ class _Builder:
         vals: npt.NDArray[Any],
     ) -> Entry:
         hi = _node_hi(self.target, level, origin)
-        relevant = []
-        for s in sources:
-            offset, wl, wh = s._window
-            if all(
-                max(o, low + off) < min(h, u + off)
-                for o, h, low, u, off in zip(origin, hi, wl, wh, offset, strict=True)
-            ):
-                relevant.append(s)
+        relevant = [s for s in sources if s.overlap(origin, hi) is not None]
         if not relevant and not len(idx):
             return None
         if not len(idx) and all(self._aligned(s, level, origin, hi) for s in relevant):
@@ -333,13 +333,10 @@ class _Builder:
             bounds = [*starts[1:], len(order)]
             groups = {int(k): order[s:e] for k, s, e in zip(keys, starts, bounds, strict=True)}
         entries: list[Entry] = []
-        empty_idx = idx[:0]
+        none: npt.NDArray[np.intp] = np.empty(0, dtype=np.intp)
         for pos, child_origin in _child_origins(tiling, level, origin):
-            sel = groups.get(pos)
-            if sel is None:
-                entries.append(self.build(level - 1, child_origin, relevant, empty_idx, vals[:0]))
-            else:
-                entries.append(self.build(level - 1, child_origin, relevant, idx[sel], vals[sel]))
+            sel = groups.get(pos, none)
+            entries.append(self.build(level - 1, child_origin, relevant, idx[sel], vals[sel]))
         if all(e is None for e in entries):
             return None
         return self.io.write(entries)
@@ -356,9 +353,8 @@ class _Builder:
         out = np.empty(extent, dtype=object)
         owner = np.full(extent, -1, dtype=np.int32)
         for n, s in enumerate(sources):
-            offset, wl, wh = s._window
-            ilo = tuple(max(o, low + f) for o, low, f in zip(origin, wl, offset, strict=True))
-            ihi = tuple(min(h, u + f) for h, u, f in zip(hi, wh, offset, strict=True))
+            offset = s._window[0]
+            ilo, ihi = s.overlap(origin, hi) or (origin, origin)
             cells = read_region(
                 self.io,
                 s.tiling,
