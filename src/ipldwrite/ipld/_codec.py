@@ -8,7 +8,8 @@ valid CID; :func:`check_links` does that where links enter from outside.
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+from typing import Any, Final
 
 import cbrrr
 
@@ -29,14 +30,28 @@ def encode(value: Any) -> bytes:
         ) from None
 
 
+#: Blocks from this size on are decoded with the cyclic GC paused (see :func:`decode`).
+_PAUSE_GC_FROM: Final = 1 << 16
+
+
 def decode(data: bytes | memoryview, *, what: str = "block") -> Any:
     """Decode strict DAG-CBOR; ``what`` names the block in the error message."""
+    # A manifest node decodes into thousands of link objects; every allocation counts
+    # towards a GC collection that rescans them all, which costs more than the decoding
+    # itself (2.5 vs 7 million links/s). Decoding cannot create reference cycles, so the
+    # collector has nothing to find: pause it for big blocks.
+    pause = len(data) >= _PAUSE_GC_FROM and gc.isenabled()
+    if pause:
+        gc.disable()
     try:
         return cbrrr.decode_dag_cbor(bytes(data))
     except (ValueError, TypeError, EOFError) as exc:
         raise CodecError(
             f"{what} is not strict, canonical DAG-CBOR ({len(data)} bytes): {exc}"
         ) from None
+    finally:
+        if pause:
+            gc.enable()
 
 
 def check_links(value: Any, *, what: str = "block") -> None:
