@@ -16,6 +16,7 @@ import { CarIndexedReader } from '@ipld/car/indexed-reader'
 import { CarReader } from '@ipld/car/reader'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as dagPb from '@ipld/dag-pb'
+import { inspectCbor } from './cbor-canonical.mjs'
 import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { identity } from 'multiformats/hashes/identity'
@@ -43,8 +44,9 @@ function inspect (cid, bytes) {
     case raw.code:
       return { links: [], canonical: true }
     case dagCbor.code: {
-      const value = dagCbor.decode(bytes)
-      return { links: cborLinks(value), canonical: equals(dagCbor.encode(value), bytes) }
+      // Canonical up to JavaScript's int/float conflation: see cbor-canonical.mjs.
+      const { value, canonical } = inspectCbor(bytes)
+      return { links: cborLinks(value), canonical }
     }
     case dagPb.code: {
       const node = dagPb.decode(bytes)

@@ -71,6 +71,19 @@ class BlockstoreTests:
         store = self.make(tmp_path, {})
         link = Link(b"\x01\x55\x00\x05hello")
         assert store.get(link) == b"hello"
+        assert store.size(link) == 5
+
+    def test_size_is_the_block_length(self, tmp_path: Path) -> None:
+        blocks = sample_blocks()
+        store = self.make(tmp_path, blocks)
+        for link, data in blocks.items():
+            assert store.size(link) == len(data)  # the empty block included: size 0
+
+    def test_size_of_a_missing_block_raises_naming_the_cid(self, tmp_path: Path) -> None:
+        store = self.make(tmp_path, sample_blocks())
+        missing = compute_link(b"never stored")
+        with pytest.raises(BlockNotFoundError, match=missing_str(missing)):
+            store.size(missing)
 
     def test_listing(self, tmp_path: Path) -> None:
         blocks = sample_blocks()

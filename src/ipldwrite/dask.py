@@ -5,10 +5,15 @@ the metadata nodes that reach them, on top of the template) and returns that par
 CID. A ``dask.array.reduction`` tree with ``split_every`` fan-in merges the partial roots on
 the workers, rewriting metadata nodes only. Only CIDs (36 bytes each) travel between tasks
 and to the client.
+
+With a :class:`~ipldwrite.blockstore.TaskCarBlockstore` no blockstore is shared at all: each
+task (write or merge) buffers its blocks and writes them as one CAR named by its root, and
+reads only the CARs of its inputs and of the template.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +26,7 @@ import dask.array as da
 import numpy as np
 import numpy.typing as npt
 
-from ipldwrite.blockstore import Blockstore
+from ipldwrite.blockstore import Blockstore, TaskCarBlockstore
 from ipldwrite.dag import merge_datasets
 from ipldwrite.errors import UnsafeBlockstoreError
 from ipldwrite.ipld import Link, link_str
@@ -81,14 +86,18 @@ def _write_block(
     selection = tuple(
         slice(o + start, o + stop) for o, (start, stop) in zip(origin, location, strict=True)
     )
+    # One CAR per task: the task's own buffer, written out under the partial root's name.
+    target = blockstore.open_task() if isinstance(blockstore, TaskCarBlockstore) else blockstore
     root = write_region(
-        blockstore,
+        target,
         Link(template),
         path,
         selection,
         block,
         write_empty_chunks=write_empty_chunks,
     )
+    if isinstance(blockstore, TaskCarBlockstore):
+        blockstore.finish_task(target, root)
     out = np.empty((1,) * block.ndim, dtype=object)
     out[...] = root.cid_bytes
     return out
@@ -134,9 +143,13 @@ def _merge_partials(
 ) -> npt.NDArray[Any]:
     raw = np.asarray(x, dtype=object).ravel()
     roots = [Link(b) for b in raw]
-    merged = merge_datasets(
-        blockstore, roots, labels=[f"partial dataset {link_str(r)}" for r in roots]
-    )
+    # A merge reads its inputs' CARs (named by their roots) and writes the merged metadata.
+    target = blockstore
+    if isinstance(blockstore, TaskCarBlockstore):
+        target = blockstore.open_task(roots)
+    merged = merge_datasets(target, roots, labels=[f"partial dataset {link_str(r)}" for r in roots])
+    if isinstance(blockstore, TaskCarBlockstore):
+        blockstore.finish_task(target, merged)
     out = np.empty((1,) if keepdims else (), dtype=object)
     out[...] = merged.cid_bytes
     return out
@@ -179,6 +192,19 @@ def _progress_wanted(progress: bool | None) -> bool:
     return sys.stderr.isatty()
 
 
+def _show_distributed_progress(future: Any) -> None:
+    from distributed import progress as show_progress
+
+    # The notebook bar is an ipywidget, which is an optional dependency: without it, the
+    # text bar works in notebooks as in terminals.
+    notebook = "ipykernel" in sys.modules and importlib.util.find_spec("ipywidgets") is not None
+    bar = show_progress(future, notebook=notebook)
+    if notebook and bar is not None:
+        from IPython.display import display
+
+        display(bar)
+
+
 def compute_root(
     root: da.Array,
     *,
@@ -191,9 +217,7 @@ def compute_root(
     if client is not None:
         future = client.compute(root, retries=retries)
         if _progress_wanted(progress):
-            from distributed import progress as show_progress
-
-            show_progress(future)
+            _show_distributed_progress(future)
         value = future.result()
     else:
         bar: AbstractContextManager[object] = nullcontext()

@@ -13,6 +13,8 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     ├── CarError                   (ValueError)  a CAR file that cannot be read
     │   └── TruncatedCarError                    the file ends inside a header or section
     ├── FormatError                (ValueError)  a DAG or key space that is not zarr-on-IPLD
+    │   └── UnsafeEntryNameError                 a UnixFS entry name that could leave its
+    │                                            directory ('/', '.', '..', empty)
     ├── ReadOnlyError              (PermissionError)
     ├── UnsafeBlockstoreError      (ValueError)  a blockstore that workers in other processes
     │                                            cannot reach
@@ -39,6 +41,7 @@ __all__ = [
     "ReadOnlyError",
     "TruncatedCarError",
     "UnsafeBlockstoreError",
+    "UnsafeEntryNameError",
 ]
 
 
@@ -92,6 +95,14 @@ class TruncatedCarError(CarError):
 
 class FormatError(IpldWriteError, ValueError):
     """A DAG or a zarr key space that does not follow the zarr-on-IPLD format (docs/spec.md)."""
+
+
+class UnsafeEntryNameError(FormatError):
+    """A UnixFS directory entry whose name contains ``/`` or is ``.``, ``..`` or empty.
+
+    Unpacking such an entry could write outside the target directory; the error names the
+    directory's CID and the name.
+    """
 
 
 class ReadOnlyError(IpldWriteError, PermissionError):

@@ -121,6 +121,9 @@ def _normalise(
         keep = {k: var.encoding[k] for k in ("units", "calendar") if k in var.encoding}
         if str(name) in units:
             keep.update(units[str(name)])
+        if keep and "dtype" in var.encoding:
+            # xarray encodes lazy (Dask) datetimes only when it knows units *and* dtype.
+            keep["dtype"] = var.encoding["dtype"]
         var.encoding = {}
         shape = tuple(
             min(chunks.get(str(d), size), size) or 1
@@ -146,7 +149,8 @@ def _write_one(
     """One file of a per-file ingest, as its own dataset (runs on a worker)."""
     from ipldwrite.xarray import to_ipld_zarr
 
-    with xr.open_dataset(path, chunks=dict(chunks)) as ds:
+    with xr.open_dataset(path, chunks=dict(chunks)) as opened:
+        ds = opened.chunk({d: c for d, c in chunks.items() if d in opened.dims})
         encoding = _normalise(ds, chunks, units)
         return str(to_ipld_zarr(ds, blockstore, encoding=encoding, progress=False))
 
@@ -202,6 +206,8 @@ def ingest(
         combine_attrs="override",
         parallel=False,
     )
+    # Dask blocks follow the files; align them with the zarr chunks across file boundaries.
+    ds = ds.chunk({d: c for d, c in chunk_map.items() if d in ds.dims})
     encoding = _normalise(ds, chunk_map, units)
     result: CID = to_ipld_zarr(ds, store, encoding=encoding, client=client, progress=progress)
     return result

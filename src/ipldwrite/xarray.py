@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from xarray.backends.writers import _validate_dataset_names, dump_to_store, get_
 from xarray.backends.zarr import ZarrBackendEntrypoint
 from xarray.namedarray.pycompat import is_chunked_array
 
-from ipldwrite.blockstore import Blockstore
+from ipldwrite.blockstore import Blockstore, TaskCarBlockstore
 from ipldwrite.dask import check_blockstore_reachable, compute_root, merge_tree, partial_roots
 from ipldwrite.errors import ChunkAlignmentError, InvalidCIDError
 from ipldwrite.ipld import Link, to_cid, to_link
@@ -109,7 +110,10 @@ def to_ipld_zarr(
         ``Dataset.to_zarr``.
     blockstore
         A Blockstore, a directory path, or None for the embedded default directory. With
-        workers in other processes it must be a directory they all reach.
+        workers in other processes it must be a directory they all reach. Or
+        ``"car:<directory or fsspec URL>"`` (a :class:`~ipldwrite.blockstore.TaskCarBlockstore`):
+        every task writes its blocks as one CAR there and nothing is shared between
+        workers; read the result with the same string.
     client
         A ``distributed.Client``; None uses the current Dask scheduler (the default client
         if there is one, else threads).
@@ -129,16 +133,23 @@ def to_ipld_zarr(
         Task retries on a distributed cluster; retries cannot change the root.
     """
     store_blocks = resolve_blockstore(blockstore)
+    cars = store_blocks if isinstance(store_blocks, TaskCarBlockstore) else None
+    base_cars = cars.existing() if cars is not None and base is not None else []
+    # Per-task CARs: what the client writes (the template) is buffered and becomes a CAR too.
+    client_blocks = cars.with_context(base_cars).open_task() if cars is not None else store_blocks
     if isinstance(obj, xr.DataTree):
         if base is not None or client is not None:
             raise ValueError("DataTrees are written sequentially: drop base=/client=")
-        return write_sequential(obj, store_blocks, group=group, encoding=encoding)
+        root = write_sequential(obj, client_blocks, group=group, encoding=encoding)
+        if cars is not None:
+            cars.finish_task(client_blocks, to_link(root))
+        return root
     ds = _as_dataset(obj)
     if any(is_chunked_array(v.data) for v in ds.variables.values()):
         check_blockstore_reachable(store_blocks, client)
     plan = plan_write(
         ds,
-        store_blocks,
+        client_blocks,
         group=group,
         encoding=encoding,
         base=base,
@@ -149,6 +160,10 @@ def to_ipld_zarr(
         align_chunks=align_chunks,
         write_empty_chunks=write_empty_chunks,
     )
+    if cars is not None:
+        template_car = cars.finish_task(client_blocks, plan.template)
+        context = [template_car, *(p for p in base_cars if p != template_car)]
+        plan = dataclasses.replace(plan, blockstore=cars.with_context(context))
     tree = plan.merge_tree(split_every)
     if not compute:
         return delayed(_root_cid)(tree)

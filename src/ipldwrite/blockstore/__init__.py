@@ -1,4 +1,4 @@
-"""Where blocks live: one small contract (get / put / has) and thin backends."""
+"""Where blocks live: one small contract (get / put / has / size) and thin backends."""
 
 from ipldwrite.blockstore._base import (
     DEFAULT_MAX_BLOCK_SIZE,
@@ -10,9 +10,11 @@ from ipldwrite.blockstore._base import (
     check_block_limit,
 )
 from ipldwrite.blockstore._car import CarBlockstore
+from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._counting import CountingBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
 from ipldwrite.blockstore._memory import MemoryBlockstore
+from ipldwrite.blockstore._taskcar import TaskBuffer, TaskCarBlockstore
 
 __all__ = [
     "DEFAULT_MAX_BLOCK_SIZE",
@@ -22,8 +24,11 @@ __all__ = [
     "BlockPutter",
     "Blockstore",
     "CarBlockstore",
+    "CarSetBlockstore",
     "CountingBlockstore",
     "DirectoryBlockstore",
     "MemoryBlockstore",
+    "TaskBuffer",
+    "TaskCarBlockstore",
     "check_block_limit",
 ]

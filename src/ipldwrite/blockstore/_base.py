@@ -1,8 +1,9 @@
 """The blockstore contract: where blocks live.
 
 One small abstract base with real defaults: a backend implements ``_get``, ``_put`` and
-``_has`` (plus ``_iter_links`` if it can list) and inherits hashing, size limits, identity
-CIDs, verification and the batch variants. Consumers type against the least they need:
+``_has`` (plus ``_iter_links`` if it can list, and ``_size`` if it can tell a block's size
+without reading it) and inherits hashing, size limits, identity CIDs, verification and the
+batch variants. Consumers type against the least they need:
 the CAR exporter takes a :class:`BlockGetter`, a chunk writer a :class:`BlockPutter`.
 """
 
@@ -103,6 +104,12 @@ class Blockstore(ABC):
     def _iter_links(self) -> Iterator[Link]:
         raise NotImplementedError(f"{type(self).__name__} cannot list its blocks")
 
+    def _size(self, link: Link) -> int | None:
+        """The block's size in bytes, or None if absent. Backends that know sizes without
+        reading the data (file metadata, an index) override this."""
+        data = self._get(link)
+        return None if data is None else len(data)
+
     # -- the contract ---------------------------------------------------------------------
     def get(self, link: Link) -> bytes:
         """The bytes of block ``link``; :class:`BlockNotFoundError` if absent."""
@@ -113,15 +120,31 @@ class Blockstore(ABC):
                 return parts.digest
         data = self._get(link)
         if data is None:
-            raise BlockNotFoundError(
-                f"block {link_str(link)} is not in {self!r}. It may live in another blockstore: "
-                "import the CAR that holds it (`ipldwrite import-car`) or open the dataset "
-                "with the blockstore it was written to.",
-                cid=link,
-            )
+            raise self._not_found(link)
         if self.verify:
             _verify(link, data)
         return data
+
+    def size(self, link: Link) -> int:
+        """The size in bytes of block ``link`` (what a UnixFS Tsize counts), read from the
+        backend's metadata where it can; :class:`BlockNotFoundError` if absent."""
+        raw = link.cid_bytes
+        if raw[2:3] == b"\x00" or raw[1:2] == b"\x00":
+            parts = parse_cid_bytes(raw)
+            if parts.hash_code == IDENTITY:
+                return len(parts.digest)
+        size = self._size(link)
+        if size is None:
+            raise self._not_found(link)
+        return size
+
+    def _not_found(self, link: Link) -> BlockNotFoundError:
+        return BlockNotFoundError(
+            f"block {link_str(link)} is not in {self!r}. It may live in another blockstore: "
+            "import the CAR that holds it (`ipldwrite import-car`) or open the dataset "
+            "with the blockstore it was written to.",
+            cid=link,
+        )
 
     def put(self, data: bytes, codec: int = RAW) -> Link:
         """Hash ``data`` as a block of ``codec``, store it, return its link."""

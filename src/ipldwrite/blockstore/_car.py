@@ -161,6 +161,10 @@ class CarBlockstore(Blockstore):
     def _has(self, link: Link) -> bool:
         return self._locate(link) is not None
 
+    def _size(self, link: Link) -> int | None:
+        place = self._locate(link)  # the section's length: no data is read
+        return None if place is None else place[1]
+
     def _put(self, link: Link, data: bytes) -> None:
         raise ReadOnlyError(f"{self!r} is read-only; import the CAR into a writable blockstore")
 

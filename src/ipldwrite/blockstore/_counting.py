@@ -19,7 +19,8 @@ class CountingBlockstore(Blockstore):
 
     The audit tool for "metadata only" claims: after a dataset operation,
     ``reads["chunk"]`` and ``writes["chunk"]`` say how many chunk blocks it touched.
-    ``read_links`` keeps every link read, for finer questions.
+    ``read_links`` keeps every link read, for finer questions. Size queries (``size``) are
+    counted apart, in ``sizes``: they read backend metadata, not the block.
     """
 
     def __init__(self, inner: Blockstore) -> None:
@@ -35,8 +36,10 @@ class CountingBlockstore(Blockstore):
         self.reads: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
         self.read_links: set[bytes] = set()
+        self.sizes: Counter[str] = Counter()
 
     def reset(self) -> None:
+        self.sizes.clear()
         self.reads.clear()
         self.writes.clear()
         self.read_links.clear()
@@ -53,6 +56,10 @@ class CountingBlockstore(Blockstore):
 
     def _has(self, link: Link) -> bool:
         return self.inner._has(link)
+
+    def _size(self, link: Link) -> int | None:
+        self.sizes[_kind(link)] += 1
+        return self.inner._size(link)
 
     def _iter_links(self) -> Iterator[Link]:
         return self.inner.iter_links()

@@ -91,6 +91,12 @@ class DirectoryBlockstore(Blockstore):
     def _has(self, link: Link) -> bool:
         return os.path.exists(self._file(link)[1])
 
+    def _size(self, link: Link) -> int | None:
+        try:
+            return os.stat(self._file(link)[1]).st_size
+        except FileNotFoundError:
+            return None
+
     def _put(self, link: Link, data: bytes) -> None:
         shard, final = self._file(link)
         if os.path.exists(final):  # content-addressed: the bytes there are these bytes

@@ -51,6 +51,10 @@ class MemoryBlockstore(Blockstore):
     def _has(self, link: Link) -> bool:
         return link.cid_bytes in self._blocks
 
+    def _size(self, link: Link) -> int | None:
+        data = self._blocks.get(link.cid_bytes)
+        return None if data is None else len(data)
+
     def _iter_links(self) -> Iterator[Link]:
         return (Link(raw) for raw in list(self._blocks))
 

@@ -1,5 +1,16 @@
-"""CAR files: export a DAG, import one, verify one (CARv1, and CARv2 with a go-car index)."""
+"""CAR files: export a DAG (whole, or sharded over bounded CARv2 files), import one, verify one."""
 
 from ipldwrite.car._export import CarReport, CarSummary, export_car, import_car, verify_car
+from ipldwrite.car._shards import DEFAULT_SHARD_BYTES, ShardSummary, car_cid, export_car_shards
 
-__all__ = ["CarReport", "CarSummary", "export_car", "import_car", "verify_car"]
+__all__ = [
+    "DEFAULT_SHARD_BYTES",
+    "CarReport",
+    "CarSummary",
+    "ShardSummary",
+    "car_cid",
+    "export_car",
+    "export_car_shards",
+    "import_car",
+    "verify_car",
+]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from multiformats import CID
+
 from ipldwrite.blockstore._base import BlockGetter, Blockstore
 from ipldwrite.car._format import (
     CarLayout,
@@ -37,6 +39,7 @@ from ipldwrite.ipld import (
     digest_of,
     link_str,
     links_of,
+    to_cid,
     to_link,
 )
 
@@ -238,7 +241,7 @@ def _checked(f: IO[bytes], layout: CarLayout, name: str) -> Iterator[tuple[Link,
         yield link, data
 
 
-def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> Link:
+def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> CID:
     """Put every block of the CAR at ``path`` into ``blockstore``; return its single root.
 
     The whole file is read and every block's hash checked first, so a damaged CAR
@@ -274,7 +277,7 @@ def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> Link:
         for link, data in _checked(f, layout, name):
             if multihash_of(link)[0] != IDENTITY:
                 blockstore.put_block(link, data)
-    return layout.roots[0]
+    return to_cid(layout.roots[0])
 
 
 # -- verify -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Final, NamedTuple
 
@@ -50,6 +50,8 @@ __all__ = [
     "read_index",
     "read_layout",
     "read_section_at",
+    "read_section_with",
+    "write_car_blocks",
 ]
 
 #: The CARv2 pragma: a CARv1-style header ``{version: 2}`` that CARv1-only readers refuse.
@@ -379,19 +381,24 @@ def read_section_at(fd: int, offset: int, layout: CarLayout) -> tuple[Link, int,
 
     Raises :class:`CarError` if no well-formed section starts there.
     """
+    return read_section_with(lambda n, at: os.pread(fd, n, at), offset, layout)
+
+
+def read_section_with(
+    pread: Callable[[int, int], bytes], offset: int, layout: CarLayout
+) -> tuple[Link, int, int]:
+    """:func:`read_section_at` over any ``pread(length, offset)`` (a remote file's ranges)."""
     if not layout.sections_offset <= offset < layout.payload_end:
         raise CarError(f"byte {offset} lies outside the sections of the CAR")
-    head = os.pread(fd, 10 + _CID_HEAD, offset)
+    head = pread(10 + _CID_HEAD, offset)
     length, n = _varint_at(head, 0, offset, eof=True, what="the section")
     if length == 0 or offset + n + length > layout.payload_end:
         raise CarError(f"no well-formed section at byte {offset}")
     cid_length = _cid_length(head[n : n + min(length, _CID_HEAD)], offset)
     if cid_length > length:
         raise CarError(f"no well-formed section at byte {offset}")
-    if n + cid_length <= len(head):
-        raw = head[n : n + cid_length]
-    else:
-        raw = os.pread(fd, cid_length, offset + n)
+    fits = n + cid_length <= len(head)
+    raw = head[n : n + cid_length] if fits else pread(cid_length, offset + n)
     return _link_at(raw, offset), offset + n + cid_length, length - cid_length
 
 
@@ -450,6 +457,37 @@ class CarWriter:
         self._f.write(header)
         self._f.seek(end)
         return end - self._start
+
+
+def write_car_blocks(
+    write: Callable[[bytes], object], roots: Sequence[Link], blocks: Sequence[tuple[Link, bytes]]
+) -> int:
+    """Write a CARv2 with a MultihashIndexSorted index of ``blocks``, strictly in order.
+
+    Unlike :class:`CarWriter` it never seeks: the blocks are known up front, so the CARv2
+    header can be computed first. That suits streams (object-store uploads through fsspec).
+    Returns the number of bytes written.
+    """
+    header = encode_v1_header(roots)
+    entries = []
+    pos = len(header)
+    prefixes = []
+    for link, data in blocks:
+        prefix = varint(len(link.cid_bytes) + len(data))
+        prefixes.append(prefix)
+        code, digest = multihash_of(link)
+        if code != IDENTITY:
+            entries.append((code, digest, pos))
+        pos += len(prefix) + len(link.cid_bytes) + len(data)
+    data_offset = len(PRAGMA) + V2_HEADER_SIZE
+    write(PRAGMA + _V2_HEADER.pack(bytes(16), data_offset, pos, data_offset + pos))
+    write(header)
+    for prefix, (link, data) in zip(prefixes, blocks, strict=True):
+        write(prefix + link.cid_bytes)
+        write(data)
+    index = encode_multihash_index(entries)
+    write(index)
+    return data_offset + pos + len(index)
 
 
 def encode_multihash_index(entries: Iterable[tuple[int, bytes, int]]) -> bytes:

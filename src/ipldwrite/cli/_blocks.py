@@ -46,9 +46,8 @@ def export_car_cmd(
 def import_car_cmd(path: str, blockstore: str | None, as_json: bool) -> None:
     """Verify every block of a CAR, add them to the blockstore, print the root."""
     from ipldwrite.car import import_car
-    from ipldwrite.ipld import to_cid
 
-    root = to_cid(import_car(path, open_blockstore(blockstore)))
+    root = import_car(path, open_blockstore(blockstore))
     emit(as_json, {"root": str(root)}, str(root))
 
 

@@ -49,11 +49,17 @@ def default_blockstore() -> DirectoryBlockstore:
 
 
 def resolve_blockstore(blockstore: Blockstore | str | os.PathLike[str] | None) -> Blockstore:
-    """A blockstore from what users pass: an instance, a directory path, or None (default)."""
+    """A blockstore from what users pass: an instance, a directory path, a ``.car`` file,
+    ``"car:<directory or URL>"`` (a directory of CARs, one per write task), or None
+    (the default)."""
     if blockstore is None:
         return default_blockstore()
     if isinstance(blockstore, Blockstore):
         return blockstore
+    if isinstance(blockstore, str) and blockstore.startswith("car:"):
+        from ipldwrite.blockstore import TaskCarBlockstore
+
+        return TaskCarBlockstore(blockstore[len("car:") :])
     if isinstance(blockstore, str | os.PathLike):
         path = os.fspath(blockstore)
         if path.endswith(".car"):

@@ -1,0 +1,227 @@
+"""Sharded CAR export: a dataset as a directory of CARv2 files of bounded size.
+
+Upload services and object stores cap object sizes, and one 500 GB CAR cannot be read in
+parallel. :func:`export_car_shards` splits the blocks of a DAG over CARv2 files (each with a
+MultihashIndexSorted index, each at most ``max_bytes``), plus a small root CAR holding the
+metadata nodes; :class:`~ipldwrite.blockstore.CarSetBlockstore` reads the directory back as
+one blockstore, and importing every file into an IPFS node gives it the whole DAG.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Final
+
+from ipldwrite.blockstore._base import BlockGetter
+from ipldwrite.car._export import _walk
+from ipldwrite.car._format import PRAGMA, V2_HEADER_SIZE, CarWriter, encode_v1_header, multihash_of
+from ipldwrite.ipld import DAG_CBOR, IDENTITY, SHA2_256, Link, link_str, to_link, varint
+
+__all__ = ["DEFAULT_SHARD_BYTES", "ShardSummary", "car_cid", "export_car_shards"]
+
+#: Default upper bound of each CAR file: 64 MiB, small enough to upload and fetch in one go.
+DEFAULT_SHARD_BYTES: Final = 64 << 20
+#: The multicodec of a CAR file, as upload services name shards (``bagbaiera…``).
+CAR_CODEC: Final = 0x0202
+# File names this module writes: a base32 CID and ".car", nothing that can leave the directory.
+_NAME: Final = re.compile(r"b[a-z2-7]+\.car")
+_counter = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSummary:
+    """What :func:`export_car_shards` wrote."""
+
+    directory: Path
+    root: Link
+    root_car: Path  # "<root CID>.car": the root and the metadata nodes
+    shards: tuple[Path, ...]  # "<CAR CID>.car": the chunk blocks, in DAG order
+    blocks: int  # sections written over all files (each block once)
+    data_bytes: int  # total size of the blocks' data
+    sizes: tuple[int, ...]  # file sizes: the root CAR's, then each shard's
+    max_bytes: int
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return (self.root_car, *self.shards)
+
+    def __str__(self) -> str:
+        return (
+            f"wrote {len(self.files)} CARs to {self.directory} for root {link_str(self.root)}: "
+            f"{self.blocks} blocks, {sum(self.sizes)} bytes, largest {max(self.sizes)} bytes"
+        )
+
+
+def car_cid(digest: bytes) -> Link:
+    """The CID of a CAR file whose sha2-256 is ``digest`` (codec ``car``, 0x0202)."""
+    return Link(b"\x01" + varint(CAR_CODEC) + bytes((SHA2_256, 32)) + digest)
+
+
+def _index_size(widths: dict[tuple[int, int], int]) -> int:
+    """Bytes of a MultihashIndexSorted index with ``widths[(code, width)]`` entries."""
+    codes = {code for code, _ in widths}
+    size = len(varint(0x0401)) + 4 + 12 * len(codes)
+    return size + sum(12 + width * count for (_, width), count in widths.items())
+
+
+class _ShardFile:
+    """One CARv2 being written under a temporary name, with its size known at every step."""
+
+    def __init__(self, directory: Path, root: Link) -> None:
+        self.tmp = directory / f".shard.{os.getpid()}-{next(_counter)}.tmp"
+        self.file: IO[bytes] = open(self.tmp, "xb")  # noqa: SIM115 - closed in finish()
+        self.writer = CarWriter(self.file, [root], version=2)
+        self.payload = len(encode_v1_header([root]))
+        self.widths: dict[tuple[int, int], int] = {}
+        self.blocks = 0
+
+    def size_with(self, link: Link, data: bytes) -> int:
+        """The file's size if ``link`` were added now."""
+        code, digest = multihash_of(link)
+        widths = dict(self.widths)
+        if code != IDENTITY:
+            key = (code, len(digest) + 8)
+            widths[key] = widths.get(key, 0) + 1
+        section = len(link.cid_bytes) + len(data)
+        return (
+            len(PRAGMA)
+            + V2_HEADER_SIZE
+            + self.payload
+            + len(varint(section))
+            + section
+            + _index_size(widths)
+        )
+
+    def add(self, link: Link, data: bytes) -> None:
+        code, digest = multihash_of(link)
+        if code != IDENTITY:
+            key = (code, len(digest) + 8)
+            self.widths[key] = self.widths.get(key, 0) + 1
+        section = len(link.cid_bytes) + len(data)
+        self.payload += len(varint(section)) + section
+        self.writer.add(link, data)
+        self.blocks += 1
+
+    def finish(self) -> int:
+        size = self.writer.finish()
+        self.file.flush()
+        os.fsync(self.file.fileno())  # the rename must not land before the data
+        self.file.close()
+        return size
+
+    def discard(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.digest()
+
+
+def _target(directory: Path, name: str) -> Path:
+    """``directory / name``, after checking it cannot be anywhere else."""
+    target = directory / name
+    if not _NAME.fullmatch(name) or target.resolve().parent != directory:
+        raise ValueError(f"refusing to write {name!r}: not a CAR name inside {directory}")
+    return target
+
+
+def export_car_shards(
+    root: object,
+    blockstore: BlockGetter,
+    directory: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_SHARD_BYTES,
+) -> ShardSummary:
+    """Write the DAG under ``root`` as CARv2 files of at most ``max_bytes`` in ``directory``.
+
+    * ``<root CID>.car`` holds the root block and the metadata nodes (dag-cbor: group,
+      array and manifest nodes), in depth-first order, as long as they fit; a dataset whose
+      metadata alone exceeds ``max_bytes`` continues it in the shards.
+    * ``<CAR CID>.car`` files (``bagbaiera…``: codec car, sha2-256 of the file, as upload
+      services name shards) hold everything else in depth-first order, each filled up to
+      ``max_bytes``, index included.
+
+    Every file names the dataset root as its single root, holds each block at most once
+    (no block is in two files) and is indexed. Names are content-derived and checked to
+    stay inside ``directory`` (created if needed). Files are written under temporary names
+    and renamed when complete; on an error, the files this call created are removed.
+    Blocks are hashed on the way out, as :func:`~ipldwrite.car.export_car` does.
+    """
+    root_link = to_link(root)
+    if max_bytes < 4096:
+        raise ValueError(f"max_bytes={max_bytes}: a CAR shard needs room for at least 4 KiB")
+    target_dir = Path(directory)
+    if target_dir.exists() and not target_dir.is_dir():
+        raise NotADirectoryError(f"{target_dir} is not a directory; give the shards' directory")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    resolved = target_dir.resolve()
+    created: list[Path] = []
+    open_files: list[_ShardFile] = []
+
+    def publish(shard: _ShardFile, name: str | None) -> tuple[Path, int]:
+        size = shard.finish()
+        final = _target(resolved, name or f"{link_str(car_cid(_file_digest(shard.tmp)))}.car")
+        if not final.exists():
+            created.append(final)
+        os.replace(shard.tmp, final)
+        open_files.remove(shard)
+        return final, size
+
+    try:
+        head = _ShardFile(resolved, root_link)
+        open_files.append(head)
+        current: _ShardFile | None = None
+        shards: list[tuple[Path, int]] = []
+        blocks = data_bytes = 0
+        for link, data in _walk(blockstore, root_link):
+            if multihash_of(link)[0] == IDENTITY:
+                continue  # the CID carries the data, as export_car does
+            blocks += 1
+            data_bytes += len(data)
+            is_node = link.cid_bytes[1:2] == bytes((DAG_CBOR,)) or link == root_link
+            if is_node and head.size_with(link, data) <= max_bytes:
+                head.add(link, data)
+                continue
+            if current is not None and current.size_with(link, data) > max_bytes:
+                shards.append(publish(current, None))
+                current = None
+            if current is None:
+                current = _ShardFile(resolved, root_link)
+                open_files.append(current)
+                if current.size_with(link, data) > max_bytes:
+                    raise ValueError(
+                        f"max_bytes={max_bytes} is too small for block {link_str(link)} of "
+                        f"{len(data)} bytes; use at least a few MiB"
+                    )
+            current.add(link, data)
+        if current is not None:
+            shards.append(publish(current, None))
+        root_car, root_size = publish(head, f"{link_str(root_link)}.car")
+    except BaseException:
+        for shard in open_files:
+            shard.discard()
+        for path in created:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    return ShardSummary(
+        directory=resolved,
+        root=root_link,
+        root_car=root_car,
+        shards=tuple(p for p, _ in shards),
+        blocks=blocks,
+        data_bytes=data_bytes,
+        sizes=(root_size, *(s for _, s in shards)),
+        max_bytes=max_bytes,
+    )
