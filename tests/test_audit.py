@@ -70,3 +70,20 @@ def test_cli_verify_stat_and_car_round_trip(tmp_path: Path) -> None:
     assert out.exit_code == 1
     assert "corrupt block" in out.output
     assert "DAMAGED" in out.output
+
+
+def test_cli_unixfs_round_trip_and_split_export(tmp_path: Path) -> None:
+    runner = CliRunner()
+    blocks = str(tmp_path / "blocks")
+    root = json.loads(runner.invoke(main, ["demo", "-b", blocks, "--days", "31", "--json"]).output)[
+        "root"
+    ]
+    unixfs = runner.invoke(main, ["to-unixfs", root, "-b", blocks]).output.strip()
+    assert unixfs.startswith("bafy")
+    assert runner.invoke(main, ["from-unixfs", unixfs, "-b", blocks]).output.strip() == root
+    out = runner.invoke(
+        main, ["export-car", root, str(tmp_path / "shards"), "--split", "4", "-b", blocks, "--json"]
+    )
+    files = json.loads(out.output)["files"]
+    assert len(files) > 1
+    assert runner.invoke(main, ["verify", root, "-b", str(tmp_path / "shards")]).exit_code == 0

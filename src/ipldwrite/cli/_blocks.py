@@ -21,22 +21,67 @@ def _progress(as_json: bool) -> bool:
 
 @click.command("export-car")
 @click.argument("root")
-@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.argument("path", type=click.Path(writable=True))
 @click.option("--v2", "version2", is_flag=True, help="Write CARv2 with a go-car index.")
+@click.option(
+    "--split",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="MIB",
+    help="Write PATH as a directory of CARv2 files of at most MIB MiB each, plus a root CAR.",
+)
 @blockstore_option
 @json_option
 def export_car_cmd(
-    root: str, path: str, version2: bool, blockstore: str | None, as_json: bool
+    root: str, path: str, version2: bool, split: int | None, blockstore: str | None, as_json: bool
 ) -> None:
-    """Write the whole dataset under ROOT into one CAR file."""
-    from ipldwrite.car import export_car
+    """Write the whole dataset under ROOT into one CAR file (or --split into several)."""
+    from ipldwrite.car import export_car, export_car_shards
 
-    summary = export_car(root, open_blockstore(blockstore), path, version=2 if version2 else 1)
+    store = open_blockstore(blockstore)
+    if split is not None:
+        shards = export_car_shards(root, store, path, max_bytes=split << 20)
+        files = [str(f) for f in shards.files]
+        emit(
+            as_json,
+            {"root": str(root), "directory": path, "files": files, "blocks": shards.blocks},
+            f"{shards.blocks} blocks in {len(files)} CAR files under {path} "
+            f"(root CAR: {shards.root_car.name})",
+        )
+        return
+    summary = export_car(root, store, path, version=2 if version2 else 1)
     emit(
         as_json,
         {"root": str(root), "path": path, "blocks": summary.blocks, "bytes": summary.size},
         str(summary),
     )
+
+
+@click.command("to-unixfs")
+@click.argument("root")
+@blockstore_option
+@json_option
+def to_unixfs_cmd(root: str, blockstore: str | None, as_json: bool) -> None:
+    """The UnixFS directory tree of a dataset (what `ipfs add -r` of its zarr store gives).
+
+    Chunk files are the dataset's own chunk blocks; only directories and zarr.json are new.
+    """
+    from ipldwrite.convert import to_unixfs
+
+    cid = to_unixfs(root, open_blockstore(blockstore))
+    emit(as_json, {"root": str(root), "unixfs": str(cid)}, str(cid))
+
+
+@click.command("from-unixfs")
+@click.argument("cid")
+@blockstore_option
+@json_option
+def from_unixfs_cmd(cid: str, blockstore: str | None, as_json: bool) -> None:
+    """The zarr-on-IPLD dataset of a UnixFS zarr tree (ours, `ipfs add -r`, `ipfs-car pack`)."""
+    from ipldwrite.convert import from_unixfs
+
+    root = from_unixfs(cid, open_blockstore(blockstore))
+    emit(as_json, {"unixfs": str(cid), "root": str(root)}, str(root))
 
 
 @click.command("import-car")
@@ -92,4 +137,11 @@ def stat_cmd(root: str, blockstore: str | None, as_json: bool) -> None:
     emit(as_json, s.to_json(), text)
 
 
-COMMANDS = [export_car_cmd, import_car_cmd, verify_cmd, stat_cmd]
+COMMANDS = [
+    export_car_cmd,
+    import_car_cmd,
+    verify_cmd,
+    stat_cmd,
+    to_unixfs_cmd,
+    from_unixfs_cmd,
+]

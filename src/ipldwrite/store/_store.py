@@ -66,8 +66,19 @@ def resolve_blockstore(blockstore: Blockstore | str | os.PathLike[str] | None) -
             from ipldwrite.blockstore import CarBlockstore
 
             return CarBlockstore(path)
+        if _is_car_directory(path):
+            from ipldwrite.blockstore import CarSetBlockstore
+
+            return CarSetBlockstore(path)
         return DirectoryBlockstore(path)
     raise TypeError(f"expected a Blockstore or a directory path, got {type(blockstore).__name__}")
+
+
+def _is_car_directory(path: str) -> bool:
+    """A directory of CAR files (a sharded export, a per-task write), not a blockstore."""
+    if not os.path.isdir(path) or os.path.exists(os.path.join(path, "ipldwrite-blockstore.json")):
+        return False
+    return any(name.endswith(".car") for name in os.listdir(path))
 
 
 class _View:
