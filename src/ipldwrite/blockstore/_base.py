@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_BLOCK_SIZE",
     "HARD_MAX_BLOCK_SIZE",
     "MIN_MAX_BLOCK_SIZE",
+    "BlockData",
     "BlockGetter",
     "BlockPutter",
     "Blockstore",
@@ -48,6 +49,11 @@ def check_block_limit(limit: int) -> int:
     return limit
 
 
+#: What ``put`` accepts: backends that keep the data copy it, so a view of a reusable
+#: buffer (zarr hands out its encode buffers) is safe and saves a copy per chunk.
+BlockData = bytes | memoryview
+
+
 @runtime_checkable
 class BlockGetter(Protocol):
     def get(self, link: Link) -> bytes: ...
@@ -55,7 +61,7 @@ class BlockGetter(Protocol):
 
 @runtime_checkable
 class BlockPutter(Protocol):
-    def put(self, data: bytes, codec: int = RAW) -> Link: ...
+    def put(self, data: BlockData, codec: int = RAW) -> Link: ...
 
 
 class Blockstore(ABC):
@@ -95,7 +101,7 @@ class Blockstore(ABC):
         """The block's bytes, or None if absent."""
 
     @abstractmethod
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         """Store ``data`` under ``link``; the caller has already hashed and size-checked it."""
 
     @abstractmethod
@@ -146,13 +152,13 @@ class Blockstore(ABC):
             cid=link,
         )
 
-    def put(self, data: bytes, codec: int = RAW) -> Link:
+    def put(self, data: BlockData, codec: int = RAW) -> Link:
         """Hash ``data`` as a block of ``codec``, store it, return its link."""
         link = compute_link(data, codec, self.hasher)
         self.put_block(link, data)
         return link
 
-    def put_block(self, link: Link, data: bytes) -> None:
+    def put_block(self, link: Link, data: BlockData) -> None:
         """Store a block whose link the caller computed (verified when ``verify`` is set)."""
         self._check_writable()
         if len(data) > self.max_block_size:

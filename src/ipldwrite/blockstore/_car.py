@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ipldwrite.blockstore._base import Blockstore
+from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.car._format import (
     CarIndex,
     CarLayout,
@@ -165,7 +165,7 @@ class CarBlockstore(Blockstore):
         place = self._locate(link)  # the section's length: no data is read
         return None if place is None else place[1]
 
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         raise ReadOnlyError(f"{self!r} is read-only; import the CAR into a writable blockstore")
 
     def _iter_links(self) -> Iterator[Link]:

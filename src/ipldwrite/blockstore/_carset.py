@@ -9,7 +9,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ipldwrite.blockstore._base import Blockstore
+from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.car._format import (
     CarLayout,
     iter_sections,
@@ -287,7 +287,7 @@ class CarSetBlockstore(Blockstore):
         found = self._find(link, False)
         return None if found is None else found[0]
 
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         raise ReadOnlyError(
             f"{self!r} is read-only; import its CARs into a writable blockstore to add blocks"
         )

@@ -4,7 +4,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from ipldwrite.blockstore._base import Blockstore
+from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.ipld import DAG_CBOR, Link, parse_cid_bytes
 
 
@@ -49,7 +49,7 @@ class CountingBlockstore(Blockstore):
         self.read_links.add(link.cid_bytes)
         return self.inner._get(link)
 
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         if not self.inner._has(link):
             self.writes[_kind(link)] += 1
         self.inner._put(link, data)

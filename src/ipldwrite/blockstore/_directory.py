@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ipldwrite.blockstore._base import Blockstore
+from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.errors import FormatError, InvalidCIDError
 from ipldwrite.ipld import Link, link_from_bytes
 
@@ -97,7 +97,7 @@ class DirectoryBlockstore(Blockstore):
         except FileNotFoundError:
             return None
 
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         shard, final = self._file(link)
         if os.path.exists(final):  # content-addressed: the bytes there are these bytes
             return

@@ -6,7 +6,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from ipldwrite.blockstore._base import Blockstore
+from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.errors import UnsafeBlockstoreError
 from ipldwrite.ipld import Link
 
@@ -45,7 +45,7 @@ class MemoryBlockstore(Blockstore):
     def _get(self, link: Link) -> bytes | None:
         return self._blocks.get(link.cid_bytes)
 
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         self._blocks.setdefault(link.cid_bytes, bytes(data))
 
     def _has(self, link: Link) -> bool:

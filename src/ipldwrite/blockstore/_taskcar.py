@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ipldwrite.blockstore._base import Blockstore
+from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.blockstore._carset import CarSetBlockstore, _filesystem, car_files
 from ipldwrite.car._format import write_car_blocks
 from ipldwrite.errors import BlockNotFoundError, ReadOnlyError
@@ -58,7 +58,7 @@ class TaskBuffer(Blockstore):
         data = self.blocks.get(link.cid_bytes)
         return data if data is not None else self.reader._get(link)
 
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         self.blocks.setdefault(link.cid_bytes, bytes(data))
 
     def _has(self, link: Link) -> bool:
@@ -159,7 +159,7 @@ class TaskCarBlockstore(Blockstore):
     def _iter_links(self) -> Iterator[Link]:
         return self._all().iter_links()
 
-    def _put(self, link: Link, data: bytes) -> None:
+    def _put(self, link: Link, data: BlockData) -> None:
         self._check_writable()
 
     def _check_writable(self) -> None:

@@ -12,7 +12,7 @@ __all__ = ["chunk_size", "read_chunk", "write_chunk"]
 UNIXFS_LEAF = 1 << 20
 
 
-def write_chunk(blockstore: Blockstore, data: bytes) -> Link:
+def write_chunk(blockstore: Blockstore, data: bytes | memoryview) -> Link:
     """Store a chunk's bytes; big chunks become unixfs-v1-2025 file DAGs that a UnixFS
     export can link as they are."""
     leaf = min(UNIXFS_LEAF, blockstore.max_block_size)

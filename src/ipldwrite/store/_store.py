@@ -327,10 +327,12 @@ class IPLDStore(Store):
         self._check_writable()
         if not isinstance(value, Buffer):
             raise TypeError(f"expected a zarr Buffer for {key!r}, got {type(value).__name__}")
-        data = value.to_bytes()
-        staged: bytes | Link = (
-            data if parent_of(key)[1] == "zarr.json" else write_chunk(self.blockstore, data)
-        )
+        staged: bytes | Link
+        if parent_of(key)[1] == "zarr.json":
+            staged = value.to_bytes()
+        else:
+            # No copy: hashing and writing read zarr's buffer in place.
+            staged = write_chunk(self.blockstore, memoryview(value.as_buffer_like()))
         with self._lock:
             self._staged[key] = staged
 
