@@ -301,24 +301,29 @@ class _Builder:
         sources: list[Source],
         idx: npt.NDArray[np.int64],
         vals: npt.NDArray[Any],
+        known: dict[int, Link] | None = None,
     ) -> Entry:
+        """The node at ``level`` whose tile starts at ``origin``.
+
+        ``known`` maps ``id(source)`` to that source's node here, when the parent already
+        read it: merges then never walk down from a source's root again.
+        """
         hi = _node_hi(self.target, level, origin)
         relevant = [s for s in sources if s.overlap(origin, hi) is not None]
         if not relevant and not len(idx):
             return None
         if not len(idx) and all(self._aligned(s, level, origin, hi) for s in relevant):
-            found: dict[bytes, Link] = {}
+            nodes: dict[int, tuple[Source, Link]] = {}
             for s in relevant:
-                offset = s._window[0]
-                link = s.node(
-                    self.io, level, tuple(o - f for o, f in zip(origin, offset, strict=True))
-                )
+                link = known.get(id(s)) if known is not None else self._node_of(s, level, origin)
                 if link is not None:
-                    found.setdefault(link.cid_bytes, link)
-            if not found:
-                return None
-            if len(found) == 1:
-                return next(iter(found.values()))
+                    nodes[id(s)] = (s, link)
+            distinct = {link.cid_bytes: link for _, link in nodes.values()}
+            if len(distinct) <= 1:
+                return next(iter(distinct.values()), None)
+            if level > 0:
+                return self._merge_aligned(level, origin, list(nodes.values()))
+            return self._leaf(origin, hi, [s for s, _ in nodes.values()], idx, vals, nodes)
         if level == 0:
             return self._leaf(origin, hi, relevant, idx, vals)
         tiling = self.target
@@ -341,6 +346,40 @@ class _Builder:
             return None
         return self.io.write(entries)
 
+    def _node_of(self, s: Source, level: int, origin: Index) -> Entry:
+        offset = s._window[0]
+        return s.node(self.io, level, tuple(o - f for o, f in zip(origin, offset, strict=True)))
+
+    def _merge_aligned(self, level: int, origin: Index, nodes: list[tuple[Source, Link]]) -> Entry:
+        """Sources whose nodes here all have the target's layout: decide every child from
+        their lists, and descend only where two or more of them hold different children.
+        This keeps a merge proportional to the contested nodes, not to the tile count."""
+        length = self.target.node_length(level, origin)
+        lists = [(s, self.io.read(link, length)) for s, link in nodes]
+        none: npt.NDArray[Any] = np.empty(0)
+        empty_idx = np.empty((0, self.target.ndim), dtype=np.int64)
+        entries: list[Entry] = []
+        for pos, child_origin in _child_origins(self.target, level, origin):
+            kids = [(s, entries_[pos]) for s, entries_ in lists if entries_[pos] is not None]
+            distinct = {link.cid_bytes for _, link in kids}  # type: ignore[union-attr]
+            if len(distinct) <= 1:
+                entries.append(kids[0][1] if kids else None)
+                continue
+            known = {id(s): link for s, link in kids}
+            entries.append(
+                self.build(
+                    level - 1,
+                    child_origin,
+                    [s for s, _ in kids],
+                    empty_idx,
+                    none,
+                    known,  # type: ignore[arg-type]
+                )
+            )
+        if all(e is None for e in entries):
+            return None
+        return self.io.write(entries)
+
     def _leaf(
         self,
         origin: Index,
@@ -348,20 +387,26 @@ class _Builder:
         sources: list[Source],
         idx: npt.NDArray[np.int64],
         vals: npt.NDArray[Any],
+        leaves: dict[int, tuple[Source, Link]] | None = None,
     ) -> Entry:
+        """Build a leaf cell by cell; ``leaves`` holds the aligned sources' own leaves here,
+        which are read as they are instead of through their roots."""
         extent = tuple(h - o for o, h in zip(origin, hi, strict=True))
         out = np.empty(extent, dtype=object)
         owner = np.full(extent, -1, dtype=np.int32)
         for n, s in enumerate(sources):
             offset = s._window[0]
             ilo, ihi = s.overlap(origin, hi) or (origin, origin)
-            cells = read_region(
-                self.io,
-                s.tiling,
-                s.root,
-                tuple(a - f for a, f in zip(ilo, offset, strict=True)),
-                tuple(b - f for b, f in zip(ihi, offset, strict=True)),
-            )
+            if leaves is not None and id(s) in leaves:
+                cells = _object_array(self.io.read(leaves[id(s)][1], prod(extent)), extent)
+            else:
+                cells = read_region(
+                    self.io,
+                    s.tiling,
+                    s.root,
+                    tuple(a - f for a, f in zip(ilo, offset, strict=True)),
+                    tuple(b - f for b, f in zip(ihi, offset, strict=True)),
+                )
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
             present: npt.NDArray[np.bool_] = cells != None  # noqa: E711 (elementwise)
             view, owners = out[dst], owner[dst]
