@@ -153,26 +153,6 @@ def test_datatrees_and_direct_writes(tmp_path: Path) -> None:
         TaskCarBlockstore(directory).put(b"x")
 
 
-@pytest.fixture(scope="module")
-def client() -> Any:
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        # Port 0: another cluster on this machine (a benchmark) may hold the default 8787,
-        # and the "port in use" warning would be an error here.
-        dashboard_address="127.0.0.1:0",
-        worker_dashboard_address="127.0.0.1:0",
-    )
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
-
 @pytest.mark.slow
 def test_process_cluster_needs_no_shared_blockstore(client: Any, tmp_path: Path) -> None:
     lazy, encoding = lazy_cube()

@@ -100,24 +100,6 @@ def test_random_merge_trees_of_partials_give_the_same_root(cuts: int, seed: int)
     assert link_str(roots[0]) == str(expected)
 
 
-@pytest.fixture(scope="module")
-def client() -> Any:
-    from distributed import Client, LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        worker_dashboard_address="127.0.0.1:0",
-    )
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
-
 def lazy_cube() -> tuple[xr.Dataset, dict[str, Any]]:
     ds = climate_cube(24, 18, 36)
     return ds.chunk({"time": 4}), time_chunked(ds, 2)

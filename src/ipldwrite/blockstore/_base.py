@@ -9,6 +9,7 @@ the CAR exporter takes a :class:`BlockGetter`, a chunk writer a :class:`BlockPut
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Final, Protocol, runtime_checkable
@@ -108,7 +109,9 @@ class Blockstore(ABC):
     def _has(self, link: Link) -> bool: ...
 
     def _iter_links(self) -> Iterator[Link]:
-        raise NotImplementedError(f"{type(self).__name__} cannot list its blocks")
+        raise io.UnsupportedOperation(
+            f"{type(self).__name__} cannot list its blocks (see supports_listing)"
+        )
 
     def _size(self, link: Link) -> int | None:
         """The block's size in bytes, or None if absent. Backends that know sizes without
