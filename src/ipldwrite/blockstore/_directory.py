@@ -51,8 +51,6 @@ class DirectoryBlockstore(Blockstore):
         self.path = Path(path).expanduser().absolute()
         self.durable = durable
         self._blocks = self.path / "blocks"
-        self._known_dirs: set[str] = set()
-        self._lock = threading.Lock()
         marker = self.path / _MARKER
         if marker.exists():
             try:
@@ -101,13 +99,16 @@ class DirectoryBlockstore(Blockstore):
         shard, final = self._file(link)
         if os.path.exists(final):  # content-addressed: the bytes there are these bytes
             return
-        if shard not in self._known_dirs:
-            os.makedirs(shard, exist_ok=True)
-            with self._lock:
-                self._known_dirs.add(shard)
         tmp = os.path.join(shard, f".{os.getpid()}-{threading.get_ident()}-{next(_counter)}.tmp")
         try:
-            with open(tmp, "wb") as f:
+            f = open(tmp, "wb")  # noqa: SIM115 -- closed by the with below
+        except FileNotFoundError:
+            # The first block of this shard: create its directory only now, instead of
+            # checking for it on every put (a syscall per block on a fresh store).
+            os.makedirs(shard, exist_ok=True)
+            f = open(tmp, "wb")  # noqa: SIM115
+        try:
+            with f:
                 f.write(data)
                 if self.durable:
                     f.flush()
@@ -132,16 +133,6 @@ class DirectoryBlockstore(Blockstore):
                     yield link_from_bytes(base64.b32decode(body + "=" * (-len(body) % 8)))
                 except (ValueError, InvalidCIDError):
                     continue  # not one of our files
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        state["_known_dirs"] = set()
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def __eq__(self, other: object) -> bool:
         return (
