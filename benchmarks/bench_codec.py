@@ -7,6 +7,9 @@ null. Rates count entries (links and nulls) per second. Rows:
   ``multiformats.CID`` links) and ``libipld`` (links as raw CID bytes);
 * ``NodeIO.read``: blockstore get, decode and the structural check, on nodes never seen
   before by a reader with no cache;
+* ``decode ..., GC paused``: our decode with the cyclic garbage collector off around the
+  whole loop, and the collector's share of a normal decode loop: a guard, since a decode
+  that allocates thousands of tracked links per node can spend most of its time in the GC;
 * ``assemble``: a whole 1,000,000-chunk manifest built from an updates mapping into a
   MemoryBlockstore (tiling, node building, encoding, hashing, storing).
 
