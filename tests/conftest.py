@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ settings.register_profile("dev", max_examples=15, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+JS_MODULES = Path(__file__).resolve().parents[1] / "js" / "node_modules"
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,15 @@ def client() -> Iterator[Any]:
     yield client
     client.close()
     cluster.close()
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The ``node`` executable, with the reference JS packages of js/ installed (else skip)."""
+    exe = shutil.which("node")
+    if exe is None:
+        pytest.skip("node is not installed")
+    for package in ("@ipld/car", "ipfs-unixfs-importer"):
+        if not (JS_MODULES / package).is_dir():
+            pytest.skip("js/node_modules is absent: run `npm ci` in js/")
+    return exe

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import pickle
-import shutil
 import struct
 import subprocess
 import threading
@@ -888,16 +887,6 @@ class _NullStore(MemoryBlockstore):
 
 
 # -- interoperability with the reference JavaScript implementations --------------------------------
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.skip("node is not installed")
-    if not (JS / "node_modules" / "@ipld" / "car").is_dir():
-        pytest.skip("js/node_modules is absent: run `npm ci` in js/")
-    return exe
 
 
 def run_js(node: str, *args: str) -> subprocess.CompletedProcess[str]:

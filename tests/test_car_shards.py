@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterable
@@ -290,16 +289,6 @@ def test_names_cannot_leave_the_directory(tmp_path: Path) -> None:
 
 
 # -- JS ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.skip("node is not installed")
-    if not (JS / "node_modules" / "@ipld" / "car").is_dir():
-        pytest.skip("js/node_modules is absent: run `npm ci` in js/")
-    return exe
 
 
 def js(node: str, *args: str | Path) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -401,16 +400,6 @@ def test_builder_shards_on_file_links_only_like_the_importer() -> None:
 
 
 # -- against the reference JavaScript implementations -------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    exe = shutil.which("node")
-    if exe is None:
-        pytest.skip("node is not installed; the JS interoperability checks need Node 20")
-    if not (JS / "node_modules" / "ipfs-unixfs-importer").is_dir():
-        pytest.skip("js/node_modules is missing; run `npm ci` in js/ to enable these checks")
-    return exe
 
 
 def importer_cid(node: str, directory: Path, options: dict[str, Any] | None = None) -> str:
