@@ -8,14 +8,14 @@ node, the array node and a manifest built with ``assemble(io, tiling, updates=..
 ``compute_link`` of 8 bytes per chunk (no chunk data: merging never reads chunks). They are
 written untimed to a ``DirectoryBlockstore`` in a temporary directory.
 
-What is timed is the writer's merge tree, ``merge_tree`` (a ``dask.array.reduction`` with
-``split_every=16``) computed by ``compute_root``, in four ways:
+What is timed is the writer's merge tree (``split_every=16``: P / 16 merge tasks at the
+first level, each depending on 16 inputs directly) computed by ``compute_root``, in four ways:
 
-* ``cluster``: over ``da.from_array`` of the P partial roots (an object array in chunks of
-  1) on a ``distributed.LocalCluster`` (processes=True, 2 workers × 1 thread);
-* ``cluster, roots on workers``: the same, with the roots already persisted in the workers'
-  memory (untimed), as they are when the writer's write tasks finish;
-* ``threads``: over ``da.from_array``, on Dask's threaded scheduler (2 threads);
+* ``cluster``: ``merge_roots`` of the P partial roots given by CID, on a
+  ``distributed.LocalCluster`` (processes=True, 2 workers × 1 thread);
+* ``cluster, roots on workers``: ``merge_tree`` over the roots already persisted in the
+  workers' memory (untimed) as P Dask blocks, as the writer's write tasks leave them;
+* ``threads``: ``merge_roots`` on Dask's threaded scheduler (2 threads);
 * ``serial``: no Dask at all, ``merge_datasets`` called on groups of 16, level by level, in
   this process: the merging work alone.
 
@@ -51,9 +51,11 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-import numpy.typing as npt
 import psutil
 import zarr
+from dask.core import flatten
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 from distributed import Client, LocalCluster, futures_of
 
 from _common import fmt_rate, measure, parse_args, print_table, source_state, verdict, write_results
@@ -67,7 +69,7 @@ from ipldwrite.dag import (
     merge_datasets,
     write_tree,
 )
-from ipldwrite.dask import compute_root, merge_tree
+from ipldwrite.dask import compute_root, merge_roots, merge_tree, tree_graph
 from ipldwrite.ipld import Link, compute_link, to_link
 from ipldwrite.store import IPLDStore
 
@@ -146,26 +148,20 @@ def roots_array(roots: list[bytes]) -> da.Array:
     return da.from_array(values, chunks=1)
 
 
-def _noop(x: Any, axis: Any = None, keepdims: bool = True) -> npt.NDArray[Any]:
-    out = np.empty((1,) if keepdims else (), dtype=object)
-    out[...] = np.asarray(x, dtype=object).ravel()[0]
-    return out
+def _noop(inputs: list[Any]) -> Any:
+    return inputs[0]
 
 
-def null_tree(partials: da.Array) -> da.Array:
-    """``merge_tree``'s reduction with merges that do nothing: the scheduler's share."""
-    return da.reduction(
-        partials,
-        chunk=_noop,
-        combine=_noop,
-        aggregate=_noop,
-        axis=0,
-        keepdims=False,
-        split_every=SPLIT_EVERY,
-        concatenate=True,
-        dtype=object,
-        meta=np.empty((), dtype=object),
-    )
+def null_tree(inputs: list[Any], dependencies: tuple[Any, ...] = ()) -> da.Array:
+    """The merge tree's graph with merges that do nothing: the scheduler's share."""
+    name = f"null-tree-{dask.base.tokenize(inputs, dependencies)}"
+    graph, _ = tree_graph(inputs, _noop, SPLIT_EVERY, name)
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies)
+    return da.Array(hlg, name, chunks=(), dtype=object, meta=np.empty((), dtype=object))
+
+
+def persisted_keys(array: da.Array) -> list[Any]:
+    return list(flatten(array.__dask_keys__()))
 
 
 def merge_serial(blockstore: Blockstore, roots: list[Link]) -> Link:
@@ -207,22 +203,23 @@ class Setup:
         """One merge in ``mode``, returning the merged root."""
         raw = [r.cid_bytes for r in self.roots]
 
-        def tree(partials: da.Array) -> da.Array:
-            return merge_tree(
-                [partials],
+        def by_cid() -> Delayed:
+            return merge_roots(self.roots, blockstore=self.blockstore, split_every=SPLIT_EVERY)
+
+        if mode == "cluster":
+            return lambda: compute_root(by_cid(), client=client, progress=False)
+        if mode == "cluster, roots on workers":
+            persisted = client.persist(roots_array(raw))
+            client.gather(futures_of(persisted))
+            tree = merge_tree(
+                [persisted],
                 blockstore=self.blockstore,
                 template=self.template.link,
                 split_every=SPLIT_EVERY,
             )
-
-        if mode == "cluster":
-            return lambda: compute_root(tree(roots_array(raw)), client=client, progress=False)
-        if mode == "cluster, roots on workers":
-            persisted = client.persist(roots_array(raw))
-            client.gather(futures_of(persisted))
-            return lambda: compute_root(tree(persisted), client=client, progress=False)
+            return lambda: compute_root(tree, client=client, progress=False)
         if mode == "threads":
-            return lambda: compute_root(tree(roots_array(raw)), client=None, progress=False)
+            return lambda: compute_root(by_cid(), client=None, progress=False)
         return lambda: merge_serial(self.blockstore, self.roots)
 
 
@@ -279,10 +276,11 @@ def bench_null_trees(p: int, repeat: int, client: Client) -> list[dict[str, Any]
     raw = [bytes(36)] * p
     persisted = client.persist(roots_array(raw))
     client.gather(futures_of(persisted))
+    on_workers = null_tree(persisted_keys(persisted), (persisted,))
     runs = {
-        "cluster": lambda: client.compute(null_tree(roots_array(raw))).result(),
-        "cluster, roots on workers": lambda: client.compute(null_tree(persisted)).result(),
-        "threads": lambda: dask.compute(null_tree(roots_array(raw)), scheduler="threads"),
+        "cluster": lambda: client.compute(null_tree(raw)).result(),
+        "cluster, roots on workers": lambda: client.compute(on_workers).result(),
+        "threads": lambda: dask.compute(null_tree(raw), scheduler="threads"),
     }
     rows = []
     for mode, fn in runs.items():

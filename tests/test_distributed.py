@@ -12,6 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from dask.core import get_dependencies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,8 +20,9 @@ from cluster_helpers import DyingBlockstore, fail_once
 from datasets import climate_cube
 from ipldwrite.blockstore import DirectoryBlockstore, MemoryBlockstore
 from ipldwrite.dag import merge_datasets
+from ipldwrite.dask import compute_root, merge_roots
 from ipldwrite.errors import ChunkAlignmentError, MergeConflictError, UnsafeBlockstoreError
-from ipldwrite.ipld import link_str, to_link
+from ipldwrite.ipld import compute_link, link_str, to_link
 from ipldwrite.store import IPLDStore, write_region
 from ipldwrite.xarray import open_ipld_zarr, plan_write, to_ipld_zarr, write_sequential
 
@@ -98,6 +100,58 @@ def test_random_merge_trees_of_partials_give_the_same_root(cuts: int, seed: int)
         take = rng.randint(2, len(roots))
         roots = [*roots[take:], merge_datasets(store, roots[:take])]
     assert link_str(roots[0]) == str(expected)
+
+
+def test_the_merge_tree_adds_only_merge_tasks_to_the_write_tasks() -> None:
+    """Each first-level merge depends on 16 write tasks directly: no per-block task in
+    between, so P blocks cost the scheduler P / 16 + P / 256 + ... extra tasks."""
+    ds = climate_cube(40, 4, 5)
+    lazy = ds[["t2m"]].chunk({"time": 1})
+    plan = plan_write(lazy, MemoryBlockstore(), encoding=time_chunked(ds[["t2m"]], 1))
+    tree = plan.merge_tree(split_every=16)
+    (optimized,) = dask.base.optimize(tree)
+    graph = dict(optimized.__dask_graph__())
+    writes = {k for k in graph if k[0].startswith("ipldwrite-write-t2m-")}
+    assert len(writes) == 40
+    merges = [k for k in graph if k[0].startswith("ipldwrite-merge-")]
+    assert len(merges) == 3 + 1  # 40 blocks: 16 + 16 + 8, then the root
+    first_level = sorted(k for k in merges if len(k) == 3 and k[1] == 0)
+    fan_in = [get_dependencies(graph, key) for key in first_level]
+    assert [len(deps) for deps in fan_in] == [16, 16, 8]
+    assert set().union(*fan_in) == writes
+
+
+@pytest.mark.parametrize("split_every", [0, 1, 2.5])
+def test_a_fan_in_below_two_is_refused(split_every: Any) -> None:
+    with pytest.raises(ValueError, match="split_every must be an integer >= 2"):
+        merge_roots(
+            [compute_link(b"x")],
+            blockstore=MemoryBlockstore(),
+            split_every=split_every,
+        )
+
+
+@pytest.mark.slow
+def test_merge_roots_by_cid_on_a_process_cluster(client: Any, tmp_path: Path) -> None:
+    """Existing partial datasets merged by CID on the workers equal a local merge."""
+    store = DirectoryBlockstore(tmp_path / "shared")
+    ds = climate_cube(12, 4, 5)
+    encoding = time_chunked(ds, 1)
+    plan = plan_write(ds.chunk({"time": 1}), store, encoding=encoding)
+    t2m = plan.paths.index("t2m")
+    roots = [
+        write_region(
+            store,
+            plan.template,
+            "t2m",
+            (slice(i, i + 1), slice(None), slice(None)),
+            plan.sources[t2m][i : i + 1].compute(),
+        )
+        for i in range(12)
+    ]
+    merged = compute_root(merge_roots(roots, blockstore=store, split_every=3), client=client)
+    assert merged == merge_datasets(store, roots)
+    assert merged == merge_datasets(store, list(reversed(roots)))
 
 
 def lazy_cube() -> tuple[xr.Dataset, dict[str, Any]]:

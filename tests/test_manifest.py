@@ -163,6 +163,32 @@ def test_conflicting_partials_name_the_chunk_and_both_cids() -> None:
     assert link_str(chunk((2, 3), "other")) in message
 
 
+@pytest.mark.parametrize("shift", [0, 3], ids=["aligned leaves", "shifted, cell by cell"])
+def test_a_conflict_deep_in_a_large_manifest_names_its_global_chunk_index(shift: int) -> None:
+    io = NodeIO(MemoryBlockstore())
+    grid = (150, 80)  # 12,000 chunks: several leaves under one inner node
+    tiling = Tiling.for_grid(grid)
+    assert tiling.top >= 1
+    at = (137, 77)
+    a = build(io, grid, {(0, 0): chunk((0, 0)), at: chunk(at)})
+    b = build(io, grid, {(1, 1): chunk((1, 1)), at: chunk(at)})  # agrees with a
+    c = build(io, grid, {(2, 2): chunk((2, 2)), at: chunk(at, "other")})
+    # With a shift, c is placed ``shift`` rows down, so its nodes are no longer aligned.
+    target = Tiling.for_grid((grid[0] + shift, grid[1]))
+    c_at = (at[0] + shift, at[1])
+    sources = [
+        Source(tiling, a, offset=(shift, 0), label="task a"),
+        Source(tiling, b, offset=(shift, 0), label="task b"),
+        Source(tiling, c, offset=(shift, 0), label="task c"),
+    ]
+    with pytest.raises(MergeConflictError, match=rf"chunk \({c_at[0]}, {c_at[1]}\) differs"):
+        assemble(io, target, sources)
+    merged = assemble(io, target, sources[:2])
+    assert merged is not None
+    assert lookup(io, target, merged, c_at) == chunk(at)
+    assert lookup(io, target, merged, (1 + shift, 1)) == chunk((1, 1))
+
+
 def test_identical_retries_merge_silently() -> None:
     io = NodeIO(MemoryBlockstore())
     grid = (8, 8)

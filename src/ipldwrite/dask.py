@@ -2,9 +2,9 @@
 
 Every Dask block becomes a task that writes its region as a partial dataset (chunk blocks plus
 the metadata nodes that reach them, on top of the template) and returns that partial's root
-CID. A ``dask.array.reduction`` tree with ``split_every`` fan-in merges the partial roots on
-the workers, rewriting metadata nodes only. Only CIDs (36 bytes each) travel between tasks
-and to the client.
+CID. A tree of merge tasks with ``split_every`` fan-in, built directly over the write tasks'
+keys, merges the partial roots on the workers, rewriting metadata nodes only. Only CIDs (36
+bytes each) travel between tasks and to the client.
 
 With a :class:`~ipldwrite.blockstore.TaskCarBlockstore` no blockstore is shared at all: each
 task (write or merge) buffers its blocks and writes them as one CAR named by its root, and
@@ -16,25 +16,30 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import dask
 import dask.array as da
 import numpy as np
 import numpy.typing as npt
+from dask.core import flatten
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+from multiformats import CID
 
 from ipldwrite.blockstore import Blockstore, TaskCarBlockstore
 from ipldwrite.dag import merge_datasets
 from ipldwrite.errors import UnsafeBlockstoreError
-from ipldwrite.ipld import Link, link_str
+from ipldwrite.ipld import Link, to_link
 from ipldwrite.store import write_region
 
 __all__ = [
     "check_blockstore_reachable",
     "compute_root",
+    "merge_roots",
     "merge_tree",
     "partial_roots",
 ]
@@ -112,9 +117,9 @@ def partial_roots(
     region: Sequence[slice] | None,
     write_empty_chunks: bool = False,
 ) -> da.Array:
-    """A 1-D object array of partial-root CIDs (as bytes), one per block of ``source``."""
+    """An object array of partial-root CIDs (as bytes), one per block of ``source``."""
     origin = tuple((s.start or 0) for s in region) if region else (0,) * source.ndim
-    roots = da.map_blocks(
+    return da.map_blocks(
         _write_block,
         source,
         dtype=object,
@@ -127,32 +132,43 @@ def partial_roots(
         origin=origin,
         write_empty_chunks=write_empty_chunks,
     )
-    return roots.reshape(-1)
 
 
-def _identity(x: npt.NDArray[Any], axis: Any = None, keepdims: bool = True) -> npt.NDArray[Any]:
-    return x
-
-
-def _merge_partials(
-    x: npt.NDArray[Any] | list[Any],
-    axis: Any = None,
-    keepdims: bool = True,
-    *,
-    blockstore: Blockstore,
-) -> npt.NDArray[Any]:
-    raw = np.asarray(x, dtype=object).ravel()
-    roots = [Link(b) for b in raw]
+def _merge_partials(roots: list[Any], blockstore: Blockstore) -> bytes:
+    """One merge task: the merged root of its inputs (CIDs as bytes, or 1-element arrays
+    of them as the write tasks return)."""
+    links = [Link(bytes(np.asarray(r, dtype=object).item())) for r in roots]
     # A merge reads its inputs' CARs (named by their roots) and writes the merged metadata.
-    target = blockstore
-    if isinstance(blockstore, TaskCarBlockstore):
-        target = blockstore.open_task(roots)
-    merged = merge_datasets(target, roots, labels=[f"partial dataset {link_str(r)}" for r in roots])
+    target = (
+        blockstore.open_task(links) if isinstance(blockstore, TaskCarBlockstore) else blockstore
+    )
+    merged = merge_datasets(target, links, kind="partial dataset")
     if isinstance(blockstore, TaskCarBlockstore):
         blockstore.finish_task(target, merged)
-    out = np.empty((1,) if keepdims else (), dtype=object)
-    out[...] = merged.cid_bytes
-    return out
+    return merged.cid_bytes
+
+
+def tree_graph(
+    inputs: Sequence[Any], merge: Callable[[list[Any]], Any], split_every: int, name: str
+) -> tuple[dict[Any, Any], Any]:
+    """A fan-in tree of ``merge`` tasks over ``inputs`` (Dask keys or CIDs as bytes):
+    the graph and the key of its root.
+
+    The first level depends on the inputs directly: no per-input task comes between a write
+    task and its merge, so the scheduler handles P / split_every extra tasks, not P.
+    """
+    graph: dict[Any, Any] = {}
+    level, depth = list(inputs), 0
+    while len(level) > split_every:
+        keys = []
+        for j in range(0, len(level), split_every):
+            key = (name, depth, j // split_every)
+            graph[key] = (merge, level[j : j + split_every])
+            keys.append(key)
+        level, depth = keys, depth + 1
+    # The root's key is (name,): the key of a 0-d Dask array named ``name``.
+    graph[(name,)] = (merge, level)
+    return graph, (name,)
 
 
 def merge_tree(
@@ -162,26 +178,42 @@ def merge_tree(
     template: Link,
     split_every: int | None = None,
 ) -> da.Array:
-    """A 0-d object array that computes to the merged root (bytes), merged on the workers."""
+    """A 0-d Dask array that computes to the merged root (bytes): the writes, merged on
+    the workers.
+
+    A Dask array rather than a Delayed so that computing it applies Dask's array
+    optimisations: each write task stays fused with the blockwise work producing its block.
+    """
+    split = _check_split_every(split_every)
     if not partials:
         root = np.empty((), dtype=object)
         root[...] = template.cid_bytes
         return da.from_array(root, chunks=())
-    flat = da.concatenate(list(partials)) if len(partials) > 1 else partials[0]
-    merge = partial(_merge_partials, blockstore=blockstore)
-    return da.reduction(
-        flat,
-        chunk=_identity,
-        combine=merge,
-        aggregate=merge,
-        axis=0,
-        keepdims=False,
-        split_every=split_every or 16,
-        concatenate=True,
-        dtype=object,
-        meta=np.empty((), dtype=object),
-        name="ipldwrite-merge",
-    )
+    inputs = [key for p in partials for key in flatten(p.__dask_keys__())]
+    name = f"ipldwrite-merge-{dask.base.tokenize(*partials, split, blockstore)}"
+    graph, _ = tree_graph(inputs, partial(_merge_partials, blockstore=blockstore), split, name)
+    hlg = HighLevelGraph.from_collections(name, graph, dependencies=cast(Any, partials))
+    return da.Array(hlg, name, chunks=(), dtype=object, meta=np.empty((), dtype=object))
+
+
+def merge_roots(
+    roots: Sequence[Link | CID | str], *, blockstore: Blockstore, split_every: int | None = None
+) -> Delayed:
+    """A Delayed that merges existing datasets by CID in a tree on the workers."""
+    if not roots:
+        raise ValueError("merge_roots needs at least one root")
+    split = _check_split_every(split_every)
+    raw = [to_link(r).cid_bytes for r in roots]
+    name = f"ipldwrite-merge-{dask.base.tokenize(raw, split, blockstore)}"
+    graph, root = tree_graph(raw, partial(_merge_partials, blockstore=blockstore), split, name)
+    return Delayed(root, HighLevelGraph.from_collections(name, graph), layer=name)
+
+
+def _check_split_every(split_every: int | None) -> int:
+    split = 16 if split_every is None else split_every
+    if not isinstance(split, int) or split < 2:
+        raise ValueError(f"split_every must be an integer >= 2, got {split_every!r}")
+    return split
 
 
 def _progress_wanted(progress: bool | None) -> bool:
@@ -206,7 +238,7 @@ def _show_distributed_progress(future: Any) -> None:
 
 
 def compute_root(
-    root: da.Array,
+    root: da.Array | Delayed,
     *,
     client: Any = None,
     progress: bool | None = None,

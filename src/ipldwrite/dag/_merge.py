@@ -17,19 +17,16 @@ from ipldwrite.dag._manifest import NodeIO, Source, assemble
 from ipldwrite.dag._nodes import ArrayNode, GroupNode, Node
 from ipldwrite.dag._tree import join_path, load_node, write_node
 from ipldwrite.errors import MergeConflictError
-from ipldwrite.ipld import Link, link_str
+from ipldwrite.ipld import Link, LinkLabel
 
 __all__ = ["merge_datasets"]
 
 
-def merge_datasets(
-    blockstore: Blockstore, roots: Sequence[Link], labels: Sequence[str] | None = None
-) -> Link:
-    """The root of the union of the datasets ``roots`` (``labels`` name them in errors)."""
+def merge_datasets(blockstore: Blockstore, roots: Sequence[Link], *, kind: str = "dataset") -> Link:
+    """The root of the union of the datasets ``roots``; errors name them "<kind> <CID>"."""
     if not roots:
         raise ValueError("merge_datasets needs at least one root")
-    names = list(labels) if labels is not None else [f"dataset {link_str(r)}" for r in roots]
-    return _Merger(blockstore).merge("", list(zip(roots, names, strict=True)))
+    return _Merger(blockstore).merge("", [(r, LinkLabel(f"{kind} ", r)) for r in roots])
 
 
 class _Merger:
@@ -37,8 +34,8 @@ class _Merger:
         self.blockstore = blockstore
         self.io = NodeIO(blockstore)
 
-    def merge(self, path: str, inputs: list[tuple[Link, str]]) -> Link:
-        distinct: dict[bytes, tuple[Link, str]] = {}
+    def merge(self, path: str, inputs: list[tuple[Link, object]]) -> Link:
+        distinct: dict[bytes, tuple[Link, object]] = {}
         for link, label in inputs:
             distinct.setdefault(link.cid_bytes, (link, label))
         if len(distinct) == 1:
@@ -57,7 +54,7 @@ class _Merger:
             return self._merge_arrays(path, where, nodes)  # type: ignore[arg-type]
         return self._merge_groups(path, where, nodes)  # type: ignore[arg-type]
 
-    def _check_same_metadata(self, where: str, nodes: Sequence[tuple[Node, str]]) -> None:
+    def _check_same_metadata(self, where: str, nodes: Sequence[tuple[Node, object]]) -> None:
         known = [(n, label) for n, label in nodes if n.doc is not None]
         for node, label in known[1:]:
             ref, ref_label = known[0]
@@ -69,10 +66,10 @@ class _Merger:
                     "ipldwrite.ops (concat, merge), not merged."
                 )
 
-    def _merge_groups(self, path: str, where: str, nodes: list[tuple[GroupNode, str]]) -> Link:
+    def _merge_groups(self, path: str, where: str, nodes: list[tuple[GroupNode, object]]) -> Link:
         self._check_same_metadata(where, nodes)
         doc_node = next((n for n, _ in nodes if n.doc is not None), nodes[0][0])
-        members: dict[str, list[tuple[Link, str]]] = {}
+        members: dict[str, list[tuple[Link, object]]] = {}
         for node, label in nodes:
             for name, link in node.members.items():
                 members.setdefault(name, []).append((link, label))
@@ -82,7 +79,7 @@ class _Merger:
         }
         return write_node(self.blockstore, GroupNode(doc_node.doc, merged, path, doc_node.order))
 
-    def _merge_arrays(self, path: str, where: str, nodes: list[tuple[ArrayNode, str]]) -> Link:
+    def _merge_arrays(self, path: str, where: str, nodes: list[tuple[ArrayNode, object]]) -> Link:
         self._check_same_metadata(where, nodes)
         first = nodes[0][0]
         sources = [Source(n.tiling, n.manifest, label=label) for n, label in nodes]

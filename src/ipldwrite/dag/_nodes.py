@@ -9,7 +9,7 @@ from typing import Any, Final
 from ipldwrite.dag._metadata import ChunkKeys
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError
-from ipldwrite.ipld import Link, link_str
+from ipldwrite.ipld import Link, LinkLabel
 
 __all__ = [
     "FORMAT_VERSION",
@@ -24,7 +24,7 @@ __all__ = [
 FORMAT_VERSION: Final = 1
 
 
-def check_member_name(name: str, where: str) -> str:
+def check_member_name(name: str, where: object) -> str:
     # "zarr.json" would collide with the node's own metadata key.
     if not name or "/" in name or name in (".", "..", "zarr.json"):
         raise FormatError(
@@ -94,7 +94,7 @@ def _with_order(value: dict[str, Any], order: list[str] | None) -> dict[str, Any
     return value
 
 
-def _order_from(value: dict[str, Any], doc: Any, where: str) -> list[str] | None:
+def _order_from(value: dict[str, Any], doc: Any, where: object) -> list[str] | None:
     order = value.get("attribute_order")
     if order is None:
         return None
@@ -109,7 +109,7 @@ Node = ArrayNode | GroupNode
 
 def node_from_ipld(value: Any, link: Link, path: str) -> Node:
     """Validate a decoded block as a group or array node."""
-    where = f"node {link_str(link)} at {path or '/'!r}"
+    where = LinkLabel("node ", link, f" at {path or '/'!r}")
     if not isinstance(value, dict) or value.get("type") not in ("group", "array"):
         raise FormatError(f"{where} is not a zarr-on-IPLD group or array node")
     if value.get("v") != FORMAT_VERSION:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag._nodes import ArrayNode, GroupNode, Node, check_member_name, node_from_ipld
 from ipldwrite.errors import FormatError
-from ipldwrite.ipld import DAG_CBOR, Link, decode, encode, link_str
+from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode
 
 __all__ = ["DatasetReader", "join_path", "parent_of", "write_node", "write_tree"]
 
@@ -27,7 +27,7 @@ def write_node(blockstore: Blockstore, node: Node) -> Link:
 
 
 def load_node(blockstore: Blockstore, link: Link, path: str) -> Node:
-    value = decode(blockstore.get(link), what=f"node {link_str(link)} at {path or '/'!r}")
+    value = decode(blockstore.get(link), what=LinkLabel("node ", link, f" at {path or '/'!r}"))
     return node_from_ipld(value, link, path)
 
 

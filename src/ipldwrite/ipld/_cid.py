@@ -150,6 +150,24 @@ def link_str(link: Link) -> str:
     return "b" + base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
+class LinkLabel:
+    """``prefix + link_str(link) + suffix``, rendered only when printed.
+
+    Error messages name blocks by CID, but base32-encoding the CID of every block a merge
+    reads, in case one is bad, costs more than the merge's own bookkeeping.
+    """
+
+    __slots__ = ("link", "prefix", "suffix")
+
+    def __init__(self, prefix: str, link: Link, suffix: str = "") -> None:
+        self.prefix = prefix
+        self.link = link
+        self.suffix = suffix
+
+    def __str__(self) -> str:
+        return f"{self.prefix}{link_str(self.link)}{self.suffix}"
+
+
 def to_link(value: object) -> Link:
     """Normalise a CID given by a user (multiformats.CID, str, bytes or Link) to a Link."""
     if isinstance(value, Link):

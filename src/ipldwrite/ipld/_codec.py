@@ -34,8 +34,8 @@ def encode(value: Any) -> bytes:
 _PAUSE_GC_FROM: Final = 1 << 16
 
 
-def decode(data: bytes | memoryview, *, what: str = "block") -> Any:
-    """Decode strict DAG-CBOR; ``what`` names the block in the error message."""
+def decode(data: bytes | memoryview, *, what: object = "block") -> Any:
+    """Decode strict DAG-CBOR; ``what`` (printed only on error) names the block."""
     # A manifest node decodes into thousands of link objects; every allocation counts
     # towards a GC collection that rescans them all, which costs more than the decoding
     # itself (2.5 vs 7 million links/s). Decoding cannot create reference cycles, so the
