@@ -9,6 +9,7 @@ new manifest nodes, and only along the tiles that changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ipldwrite.blockstore import Blockstore
@@ -20,11 +21,11 @@ from ipldwrite.dag._metadata import (
     to_ipld_value,
 )
 from ipldwrite.dag._nodes import ArrayNode, GroupNode, Node
-from ipldwrite.dag._tree import DatasetReader, parent_of, write_tree
+from ipldwrite.dag._tree import DatasetReader, parent_of, write_node, write_tree
 from ipldwrite.errors import FormatError
-from ipldwrite.ipld import Link
+from ipldwrite.ipld import Link, link_str
 
-__all__ = ["commit_changes"]
+__all__ = ["ArrayInDataset", "commit_changes"]
 
 Staged = Mapping[str, bytes | Link | None]
 
@@ -122,3 +123,59 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
         root = assemble(io, node.tiling, sources, changes, what=f"array {path!r}")
         nodes[path] = node.with_manifest(root)
     return write_tree(blockstore, nodes)
+
+
+@dataclass(frozen=True)
+class ArrayInDataset:
+    """The array at ``path`` in the dataset ``root``, with the groups above it.
+
+    A write task changes the chunks of one array and nothing else, so its commit rewrites
+    that array's manifest, the array node and its ancestors, and links every other node of
+    the template as it is: :meth:`with_chunks` gives the same root as
+    :func:`commit_changes` would, without walking or re-encoding the whole template.
+    """
+
+    root: Link
+    path: str
+    node: ArrayNode
+    ancestors: tuple[GroupNode, ...]  # the parent first, the root group last
+
+    @classmethod
+    def load(cls, blockstore: Blockstore, root: Link, path: str) -> ArrayInDataset:
+        reader = DatasetReader(blockstore, root)
+        node = reader.node(path)
+        if not isinstance(node, ArrayNode):
+            raise FormatError(
+                f"dataset {link_str(root)} has no array at {path!r}; write into one of its "
+                "arrays (the template a write plan committed)"
+            )
+        ancestors = []
+        at = path
+        while at:
+            at = parent_of(at)[0]
+            group = reader.node(at)
+            assert isinstance(group, GroupNode)  # it holds the array
+            ancestors.append(group)
+        return cls(root, path, node, tuple(ancestors))
+
+    def with_chunks(
+        self, blockstore: Blockstore, chunks: Mapping[tuple[int, ...], Link | None]
+    ) -> Link:
+        """The root of this dataset with ``chunks`` (index → link; None deletes) applied."""
+        node = self.node
+        sources = [Source(node.tiling, node.manifest, label="the base dataset")]
+        manifest = assemble(
+            NodeIO(blockstore),
+            node.tiling,
+            sources if node.manifest is not None else [],
+            chunks,
+            what=f"array {self.path!r}",
+        )
+        link = write_node(blockstore, node.with_manifest(manifest))
+        child = self.path
+        for group in self.ancestors:
+            name = parent_of(child)[1]
+            members = {**group.members, name: link}
+            link = write_node(blockstore, GroupNode(group.doc, members, group.path, group.order))
+            child = group.path
+        return link

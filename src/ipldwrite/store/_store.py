@@ -415,6 +415,11 @@ class IPLDStore(Store):
             yield name
 
     # -- committing ----------------------------------------------------------------------
+    def staged(self) -> dict[str, bytes | Link | None]:
+        """The uncommitted writes: key → metadata bytes, chunk link, or None (deleted)."""
+        with self._lock:
+            return dict(self._staged)
+
     def commit(self) -> CID:
         """Write the staged changes as a new dataset and return its root CID.
 
