@@ -56,15 +56,38 @@ def test_a_path_that_is_not_an_array_is_refused(path: str) -> None:
         ArrayInDataset.load(store, template, path)
 
 
-def test_write_region_equals_writing_through_zarr_and_committing() -> None:
+@pytest.mark.parametrize("chunk_threads", [1, 3, None])
+@pytest.mark.parametrize("write_empty_chunks", [False, True])
+@pytest.mark.parametrize(
+    "rows", [slice(2, 4), slice(1, 4), slice(5, 6)], ids=["whole chunks", "partial", "last"]
+)
+def test_write_region_equals_writing_through_zarr_and_committing(
+    chunk_threads: int | None, write_empty_chunks: bool, rows: slice
+) -> None:
+    """The tasks' codec pipeline writes what zarr's default one writes: same root, for
+    whole chunks, chunks that must be read and merged, and all-fill chunks."""
     store = MemoryBlockstore()
     template = nested_template(store)
-    values = np.arange(8, dtype="f4").reshape(2, 4)
-    values[0, :2] = np.nan  # one all-fill chunk: not written, as zarr decides
-    partial = write_region(store, template, "ocean/surface/sst", (slice(2, 4), slice(None)), values)
     ipld = IPLDStore(store, template, read_only=False)
-    zarr.open_array(ipld, path="ocean/surface/sst", mode="r+")[2:4] = values
+    zarr.open_array(ipld, path="ocean/surface/sst", mode="r+")[:] = 7  # chunks to merge into
+    base = to_link(ipld.commit())
+    values = np.arange((rows.stop - rows.start) * 4, dtype="f4").reshape(-1, 4)
+    values[:2, :2] = np.nan  # all fill: with whole chunks, one chunk is deleted or kept
+    partial = write_region(
+        store,
+        base,
+        "ocean/surface/sst",
+        (rows, slice(None)),
+        values,
+        write_empty_chunks=write_empty_chunks,
+        chunk_threads=chunk_threads,
+    )
+    ipld = IPLDStore(store, base, read_only=False)
+    config = {"write_empty_chunks": write_empty_chunks}
+    zarr.open_array(ipld, path="ocean/surface/sst", mode="r+", config=config)[rows] = values
     assert partial == to_link(ipld.commit())
     back = zarr.open_array(IPLDStore(store, partial), path="ocean/surface/sst", mode="r")
-    np.testing.assert_array_equal(back[2:4], values)
-    assert np.isnan(back[0:2]).all()
+    np.testing.assert_array_equal(back[rows], values)
+    expected = np.full((6, 4), 7, dtype="f4")
+    expected[rows] = values
+    np.testing.assert_array_equal(back[:], expected)

@@ -38,7 +38,9 @@ from ipldwrite.store import write_region
 
 __all__ = [
     "check_blockstore_reachable",
+    "chunk_threads_for",
     "compute_root",
+    "dask_threads",
     "merge_roots",
     "merge_tree",
     "partial_roots",
@@ -84,6 +86,7 @@ def _write_block(
     path: str,
     origin: tuple[int, ...],
     write_empty_chunks: bool,
+    chunk_threads: int | None,
     block_info: dict[Any, Any] | None = None,
 ) -> npt.NDArray[Any]:
     assert block_info is not None
@@ -100,6 +103,7 @@ def _write_block(
         selection,
         block,
         write_empty_chunks=write_empty_chunks,
+        chunk_threads=chunk_threads,
     )
     if isinstance(blockstore, TaskCarBlockstore):
         blockstore.finish_task(target, root)
@@ -116,8 +120,10 @@ def partial_roots(
     path: str,
     region: Sequence[slice] | None,
     write_empty_chunks: bool = False,
+    chunk_threads: int | None = None,
 ) -> da.Array:
-    """An object array of partial-root CIDs (as bytes), one per block of ``source``."""
+    """An object array of partial-root CIDs (as bytes), one per block of ``source``;
+    ``chunk_threads`` encode each block's chunks (see :func:`chunk_threads_for`)."""
     origin = tuple((s.start or 0) for s in region) if region else (0,) * source.ndim
     return da.map_blocks(
         _write_block,
@@ -131,7 +137,26 @@ def partial_roots(
         path=path,
         origin=origin,
         write_empty_chunks=write_empty_chunks,
+        chunk_threads=chunk_threads,
     )
+
+
+def dask_threads(client: Any = None) -> int:
+    """How many tasks the current (or given) Dask scheduler runs at once."""
+    client = _current_client(client)
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    scheduler = dask.config.get("scheduler", None)
+    if scheduler in ("sync", "synchronous", "single-threaded"):
+        return 1
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+
+
+def chunk_threads_for(write_tasks: int, client: Any = None) -> int | None:
+    """Threads for encoding the chunks inside one write task: 1 when there are at least
+    as many write tasks as Dask threads (Dask keeps every thread busy, and more threads
+    per task would only contend), else None (zarr's default: one per CPU)."""
+    return 1 if write_tasks >= dask_threads(client) else None
 
 
 def _merge_partials(roots: list[Any], blockstore: Blockstore) -> bytes:

@@ -19,7 +19,13 @@ from xarray.backends.zarr import ZarrBackendEntrypoint
 from xarray.namedarray.pycompat import is_chunked_array
 
 from ipldwrite.blockstore import Blockstore, TaskCarBlockstore
-from ipldwrite.dask import check_blockstore_reachable, compute_root, merge_tree, partial_roots
+from ipldwrite.dask import (
+    check_blockstore_reachable,
+    chunk_threads_for,
+    compute_root,
+    merge_tree,
+    partial_roots,
+)
 from ipldwrite.errors import ChunkAlignmentError, InvalidCIDError
 from ipldwrite.ipld import Link, to_cid, to_link
 from ipldwrite.store import IPLDStore, resolve_blockstore
@@ -164,7 +170,8 @@ def to_ipld_zarr(
         template_car = cars.finish_task(client_blocks, plan.template)
         context = [template_car, *(p for p in base_cars if p != template_car)]
         plan = dataclasses.replace(plan, blockstore=cars.with_context(context))
-    tree = plan.merge_tree(split_every)
+    tasks = sum(source.npartitions for source in plan.sources)
+    tree = plan.merge_tree(split_every, chunk_threads=chunk_threads_for(tasks, client))
     if not compute:
         return delayed(_root_cid)(tree)
     if not plan.sources:
@@ -188,7 +195,7 @@ class WritePlan:
     regions: list[tuple[slice, ...] | None]
     write_empty_chunks: bool = False
 
-    def partials(self) -> list[Any]:
+    def partials(self, chunk_threads: int | None = None) -> list[Any]:
         """Per source, a Dask array of partial-root CIDs: one write task per block."""
         return [
             partial_roots(
@@ -198,14 +205,17 @@ class WritePlan:
                 path=path,
                 region=region,
                 write_empty_chunks=self.write_empty_chunks,
+                chunk_threads=chunk_threads,
             )
             for source, path, region in zip(self.sources, self.paths, self.regions, strict=True)
         ]
 
-    def merge_tree(self, split_every: int | None = None) -> Any:
+    def merge_tree(
+        self, split_every: int | None = None, *, chunk_threads: int | None = None
+    ) -> Any:
         """A Dask array that computes to the final root: writes, then the merge tree."""
         return merge_tree(
-            self.partials(),
+            self.partials(chunk_threads),
             blockstore=self.blockstore,
             template=self.template,
             split_every=split_every,

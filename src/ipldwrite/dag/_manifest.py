@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ipldwrite.blockstore import Blockstore
+from ipldwrite.dag._leafbytes import merge_leaf_bytes
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError, MergeConflictError
 from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str
@@ -75,6 +76,17 @@ class NodeIO:
                 f"tiling needs {length}; the array metadata and its manifest disagree"
             )
         return node
+
+    def read_bytes(self, link: Link) -> bytes:
+        """A node's encoded bytes, undecoded (for :mod:`._leafbytes`)."""
+        data = self.blockstore.get(link)
+        self.reads += 1
+        return data if isinstance(data, bytes) else bytes(data)
+
+    def write_bytes(self, data: bytes) -> Link:
+        """Store an already encoded node (canonical DAG-CBOR, as :meth:`write` makes)."""
+        self.writes += 1
+        return self.blockstore.put(data, DAG_CBOR)
 
     def write(self, entries: list[Entry]) -> Link:
         data = encode(entries)
@@ -392,6 +404,9 @@ class _Builder:
         one vectorised pass over a (sources × cells) array, the merge tree's hot loop."""
         extent = tuple(h - o for o, h in zip(origin, hi, strict=True))
         length = prod(extent)
+        merged = merge_leaf_bytes([self.io.read_bytes(link) for _, link in leaves], length)
+        if merged is not None:
+            return self.io.write_bytes(merged)
         lists = [self.io.read(link, length) for _, link in leaves]
         cells = np.fromiter(
             chain.from_iterable(lists), dtype=object, count=len(lists) * length
