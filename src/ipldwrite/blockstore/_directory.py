@@ -104,8 +104,14 @@ class DirectoryBlockstore(Blockstore):
             f = open(tmp, "wb")  # noqa: SIM115 -- closed by the with below
         except FileNotFoundError:
             # The first block of this shard: create its directory only now, instead of
-            # checking for it on every put (a syscall per block on a fresh store).
-            os.makedirs(shard, exist_ok=True)
+            # checking for it on every put (a syscall per block on a fresh store). One
+            # mkdir, not os.makedirs: blocks/ exists, and makedirs costs 3x the syscall.
+            try:
+                os.mkdir(shard)
+            except FileExistsError:
+                pass  # another writer made it first
+            except FileNotFoundError:
+                os.makedirs(shard, exist_ok=True)  # blocks/ itself was removed
             f = open(tmp, "wb")  # noqa: SIM115
         try:
             with f:
