@@ -14,6 +14,7 @@ reads only the CARs of its inputs and of the template.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -185,10 +186,14 @@ def tree_graph(
     graph: dict[Any, Any] = {}
     level, depth = list(inputs), 0
     while len(level) > split_every:
+        # As few groups as the fan-in allows, of even sizes: 17 inputs make groups of 9
+        # and 8, not 16 and 1 (a task that merges nothing, and a longer critical path).
+        groups = -(-len(level) // split_every)
+        bounds = [len(level) * g // groups for g in range(groups + 1)]
         keys = []
-        for j in range(0, len(level), split_every):
-            key = (name, depth, j // split_every)
-            graph[key] = (merge, level[j : j + split_every])
+        for j, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            key = (name, depth, j)
+            graph[key] = (merge, level[lo:hi])
             keys.append(key)
         level, depth = keys, depth + 1
     # The root's key is (name,): the key of a 0-d Dask array named ``name``.
