@@ -12,6 +12,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 from dask.core import get_dependencies
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -152,6 +153,33 @@ def test_merge_roots_by_cid_on_a_process_cluster(client: Any, tmp_path: Path) ->
     merged = compute_root(merge_roots(roots, blockstore=store, split_every=3), client=client)
     assert merged == merge_datasets(store, roots)
     assert merged == merge_datasets(store, list(reversed(roots)))
+
+
+@pytest.mark.parametrize(
+    "t2m_encoding",
+    [
+        {"chunks": (2, 9, 12), "shards": (4, 18, 36)},
+        {"chunks": (2, 9, 12), "compressors": None},
+        {"chunks": (2, 9, 12), "compressors": [zarr.codecs.GzipCodec(level=1)]},
+        {"chunks": (2, 9, 12), "filters": [zarr.codecs.TransposeCodec(order=(2, 1, 0))]},
+        {"chunks": (5, 18, 36), "dtype": "float64", "fill_value": -1.0},  # 5 + 5 + 2
+    ],
+    ids=["sharded", "uncompressed", "gzip", "transposed", "float64, fill -1, edge chunk"],
+)
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_write_tasks_encode_exactly_as_the_sequential_write(
+    t2m_encoding: dict[str, Any], scheduler: str
+) -> None:
+    """Whatever the codecs, the tasks' chunk bytes are the sequential write's (same root)."""
+    ds = climate_cube(12, 18, 36)[["t2m"]]  # other variables would get Dask-chunk defaults
+    encoding = {"t2m": t2m_encoding}
+    store = MemoryBlockstore()
+    expected = write_sequential(ds, store, encoding=encoding)
+    rows = 4 if "shards" in t2m_encoding else t2m_encoding["chunks"][0]
+    with dask.config.set(scheduler=scheduler):
+        root = to_ipld_zarr(ds.chunk({"time": rows}), store, encoding=encoding, progress=False)
+    assert root == expected
+    xr.testing.assert_identical(open_ipld_zarr(root, store).load(), ds)
 
 
 def lazy_cube() -> tuple[xr.Dataset, dict[str, Any]]:
