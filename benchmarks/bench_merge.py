@@ -8,15 +8,16 @@ node, the array node and a manifest built with ``assemble(io, tiling, updates=..
 ``compute_link`` of 8 bytes per chunk (no chunk data: merging never reads chunks). They are
 written untimed to a ``DirectoryBlockstore`` in a temporary directory.
 
-What is timed is the writer's merge tree (``split_every=16``: P / 16 merge tasks at the
-first level, each depending on 16 inputs directly) computed by ``compute_root``, in four ways:
+What is timed is the writer's merge tree (``split_every=32``, the default: P / 32 merge
+tasks at the first level, each depending on its inputs directly) computed by
+``compute_root``, in four ways:
 
 * ``cluster``: ``merge_roots`` of the P partial roots given by CID, on a
   ``distributed.LocalCluster`` (processes=True, 2 workers × 1 thread);
 * ``cluster, roots on workers``: ``merge_tree`` over the roots already persisted in the
   workers' memory (untimed) as P Dask blocks, as the writer's write tasks leave them;
 * ``threads``: ``merge_roots`` on Dask's threaded scheduler (2 threads);
-* ``serial``: no Dask at all, ``merge_datasets`` called on groups of 16, level by level, in
+* ``serial``: no Dask at all, ``merge_datasets`` called on groups of 32, level by level, in
   this process: the merging work alone.
 
 The baseline for the two cluster ways is the same tree with no-op merges (``null tree``):
@@ -73,7 +74,7 @@ from ipldwrite.dask import compute_root, merge_roots, merge_tree, tree_graph
 from ipldwrite.ipld import Link, compute_link, to_link
 from ipldwrite.store import IPLDStore
 
-SPLIT_EVERY = 16
+SPLIT_EVERY = 32
 TARGET_S = 10.0
 TARGET_CHUNKS = 1_000_000
 MODES = ("cluster", "cluster, roots on workers", "threads", "serial")

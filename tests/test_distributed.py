@@ -22,7 +22,12 @@ from datasets import climate_cube
 from ipldwrite.blockstore import DirectoryBlockstore, MemoryBlockstore
 from ipldwrite.dag import merge_datasets
 from ipldwrite.dask import compute_root, merge_roots
-from ipldwrite.errors import ChunkAlignmentError, MergeConflictError, UnsafeBlockstoreError
+from ipldwrite.errors import (
+    ChunkAlignmentError,
+    MergeConflictError,
+    TimestampedCodecWarning,
+    UnsafeBlockstoreError,
+)
 from ipldwrite.ipld import compute_link, link_str, to_link
 from ipldwrite.store import IPLDStore, write_region
 from ipldwrite.xarray import open_ipld_zarr, plan_write, to_ipld_zarr, write_sequential
@@ -160,11 +165,11 @@ def test_merge_roots_by_cid_on_a_process_cluster(client: Any, tmp_path: Path) ->
     [
         {"chunks": (2, 9, 12), "shards": (4, 18, 36)},
         {"chunks": (2, 9, 12), "compressors": None},
-        {"chunks": (2, 9, 12), "compressors": [zarr.codecs.GzipCodec(level=1)]},
+        {"chunks": (2, 9, 12), "compressors": [zarr.codecs.BloscCodec(cname="lz4")]},
         {"chunks": (2, 9, 12), "filters": [zarr.codecs.TransposeCodec(order=(2, 1, 0))]},
         {"chunks": (5, 18, 36), "dtype": "float64", "fill_value": -1.0},  # 5 + 5 + 2
     ],
-    ids=["sharded", "uncompressed", "gzip", "transposed", "float64, fill -1, edge chunk"],
+    ids=["sharded", "uncompressed", "blosc", "transposed", "float64, fill -1, edge chunk"],
 )
 @pytest.mark.parametrize("scheduler", ["threads", "sync"])
 def test_write_tasks_encode_exactly_as_the_sequential_write(
@@ -180,6 +185,13 @@ def test_write_tasks_encode_exactly_as_the_sequential_write(
         root = to_ipld_zarr(ds.chunk({"time": rows}), store, encoding=encoding, progress=False)
     assert root == expected
     xr.testing.assert_identical(open_ipld_zarr(root, store).load(), ds)
+
+
+def test_gzip_is_flagged_because_its_bytes_hold_the_time_of_writing() -> None:
+    ds = climate_cube(4, 6, 5)[["t2m"]]
+    encoding = {"t2m": {"compressors": [zarr.codecs.GzipCodec(level=1)]}}
+    with pytest.warns(TimestampedCodecWarning, match=r"\['t2m'\] use the gzip codec"):
+        to_ipld_zarr(ds.chunk({"time": 2}), MemoryBlockstore(), encoding=encoding)
 
 
 def lazy_cube() -> tuple[xr.Dataset, dict[str, Any]]:

@@ -21,6 +21,9 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     ├── ChunkAlignmentError        (ValueError)  Dask chunks that straddle zarr chunks
     ├── MergeConflictError         (ValueError)  two partial datasets disagree
     └── IncompatibleDatasetsError  (ValueError)  datasets that cannot be joined as asked
+
+and one warning: TimestampedCodecWarning (UserWarning), a codec whose output depends on the
+time of writing, so that the same data does not always get the same root CID.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "IpldWriteError",
     "MergeConflictError",
     "ReadOnlyError",
+    "TimestampedCodecWarning",
     "TruncatedCarError",
     "UnsafeBlockstoreError",
     "UnsafeEntryNameError",
@@ -123,3 +127,8 @@ class MergeConflictError(IpldWriteError, ValueError):
 
 class IncompatibleDatasetsError(IpldWriteError, ValueError):
     """Datasets that cannot be combined the way it was asked."""
+
+
+class TimestampedCodecWarning(UserWarning):
+    """A codec whose bytes depend on the time of writing (gzip's MTIME header field): the
+    same data written at another time gets another root CID."""

@@ -124,7 +124,7 @@ def to_ipld_zarr(
         A ``distributed.Client``; None uses the current Dask scheduler (the default client
         if there is one, else threads).
     split_every
-        Fan-in of the merge tree (default 16).
+        Fan-in of the merge tree (default 32).
     compute
         False returns a Dask object that computes to the root CID.
     base, mode, append_dim, region

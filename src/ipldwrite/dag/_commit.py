@@ -8,7 +8,8 @@ new manifest nodes, and only along the tiles that changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from ipldwrite.dag._metadata import (
 )
 from ipldwrite.dag._nodes import ArrayNode, GroupNode, Node
 from ipldwrite.dag._tree import DatasetReader, parent_of, write_node, write_tree
-from ipldwrite.errors import FormatError
+from ipldwrite.errors import FormatError, TimestampedCodecWarning
 from ipldwrite.ipld import Link, link_str
 
 __all__ = ["ArrayInDataset", "commit_changes"]
@@ -62,6 +63,8 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
         else:
             raise FormatError(f"{key!r}: metadata must be staged as bytes")
     arrays = {p: d for p, d in docs.items() if d["node_type"] == "array"}
+    restaged = {parent_of(key)[0] for key in staged if parent_of(key)[1] == "zarr.json"}
+    _warn_about_timestamped_codecs({p: d for p, d in arrays.items() if p in restaged})
 
     updates: dict[str, dict[tuple[int, ...], Link | None]] = {}
     grids = {p: ChunkKeys.from_doc(d, p) for p, d in arrays.items()}
@@ -179,3 +182,29 @@ class ArrayInDataset:
             link = write_node(blockstore, GroupNode(group.doc, members, group.path, group.order))
             child = group.path
         return link
+
+
+def _codec_names(value: Any) -> Iterator[str]:
+    """Every codec name in a codec list, including those nested in sharding's."""
+    if isinstance(value, dict):
+        if isinstance(value.get("name"), str):
+            yield value["name"]
+        for item in value.values():
+            yield from _codec_names(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _codec_names(item)
+
+
+def _warn_about_timestamped_codecs(arrays: Mapping[str, dict[str, Any]]) -> None:
+    gzipped = sorted(
+        p or "/" for p, doc in arrays.items() if "gzip" in _codec_names(doc.get("codecs"))
+    )
+    if gzipped:
+        warnings.warn(
+            f"arrays {gzipped} use the gzip codec, whose output holds the time of writing "
+            "(the gzip header's MTIME): the same data written in another second gets other "
+            "chunk CIDs and another root. Use zstd (zarr's default) for reproducible roots.",
+            TimestampedCodecWarning,
+            stacklevel=4,
+        )
