@@ -130,7 +130,7 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
 
 @dataclass(frozen=True)
 class ArrayInDataset:
-    """The array at ``path`` in the dataset ``root``, with the groups above it.
+    """The array at ``path`` in a dataset, with the groups above it.
 
     A write task changes the chunks of one array and nothing else, so its commit rewrites
     that array's manifest, the array node and its ancestors, and links every other node of
@@ -138,7 +138,6 @@ class ArrayInDataset:
     :func:`commit_changes` would, without walking or re-encoding the whole template.
     """
 
-    root: Link
     path: str
     node: ArrayNode
     ancestors: tuple[GroupNode, ...]  # the parent first, the root group last
@@ -159,20 +158,18 @@ class ArrayInDataset:
             group = reader.node(at)
             assert isinstance(group, GroupNode)  # it holds the array
             ancestors.append(group)
-        return cls(root, path, node, tuple(ancestors))
+        return cls(path, node, tuple(ancestors))
 
     def with_chunks(
         self, blockstore: Blockstore, chunks: Mapping[tuple[int, ...], Link | None]
     ) -> Link:
         """The root of this dataset with ``chunks`` (index → link; None deletes) applied."""
         node = self.node
-        sources = [Source(node.tiling, node.manifest, label="the base dataset")]
+        sources = []
+        if node.manifest is not None:
+            sources.append(Source(node.tiling, node.manifest, label="the base dataset"))
         manifest = assemble(
-            NodeIO(blockstore),
-            node.tiling,
-            sources if node.manifest is not None else [],
-            chunks,
-            what=f"array {self.path!r}",
+            NodeIO(blockstore), node.tiling, sources, chunks, what=f"array {self.path!r}"
         )
         link = write_node(blockstore, node.with_manifest(manifest))
         child = self.path
