@@ -31,7 +31,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 from multiformats import CID
 
-from ipldwrite.blockstore import Blockstore, TaskCarBlockstore
+from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag import merge_datasets
 from ipldwrite.errors import UnsafeBlockstoreError
 from ipldwrite.ipld import Link, to_link
@@ -95,8 +95,7 @@ def _write_block(
     selection = tuple(
         slice(o + start, o + stop) for o, (start, stop) in zip(origin, location, strict=True)
     )
-    # One CAR per task: the task's own buffer, written out under the partial root's name.
-    target = blockstore.open_task() if isinstance(blockstore, TaskCarBlockstore) else blockstore
+    target = blockstore.open_task()
     root = write_region(
         target,
         Link(template),
@@ -106,8 +105,7 @@ def _write_block(
         write_empty_chunks=write_empty_chunks,
         chunk_threads=chunk_threads,
     )
-    if isinstance(blockstore, TaskCarBlockstore):
-        blockstore.finish_task(target, root)
+    blockstore.finish_task(target, root)
     out = np.empty((1,) * block.ndim, dtype=object)
     out[...] = root.cid_bytes
     return out
@@ -164,13 +162,10 @@ def _merge_partials(roots: list[Any], blockstore: Blockstore) -> bytes:
     """One merge task: the merged root of its inputs (CIDs as bytes, or 1-element arrays
     of them as the write tasks return)."""
     links = [Link(bytes(np.asarray(r, dtype=object).item())) for r in roots]
-    # A merge reads its inputs' CARs (named by their roots) and writes the merged metadata.
-    target = (
-        blockstore.open_task(links) if isinstance(blockstore, TaskCarBlockstore) else blockstore
-    )
+    # A merge may need its inputs' blocks brought close (per-task CARs are named by roots).
+    target = blockstore.open_task(links)
     merged = merge_datasets(target, links, kind="partial dataset")
-    if isinstance(blockstore, TaskCarBlockstore):
-        blockstore.finish_task(target, merged)
+    blockstore.finish_task(target, merged)
     return merged.cid_bytes
 
 

@@ -18,6 +18,7 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     ├── ReadOnlyError              (PermissionError)
     ├── UnsafeBlockstoreError      (ValueError)  a blockstore that workers in other processes
     │                                            cannot reach
+    ├── UnsupportedBlockstoreError (ValueError)  a blockstore URL no installed backend serves
     ├── ChunkAlignmentError        (ValueError)  Dask chunks that straddle zarr chunks
     ├── MergeConflictError         (ValueError)  two partial datasets disagree
     └── IncompatibleDatasetsError  (ValueError)  datasets that cannot be joined as asked
@@ -46,6 +47,7 @@ __all__ = [
     "TruncatedCarError",
     "UnsafeBlockstoreError",
     "UnsafeEntryNameError",
+    "UnsupportedBlockstoreError",
 ]
 
 
@@ -115,6 +117,14 @@ class ReadOnlyError(IpldWriteError, PermissionError):
 
 class UnsafeBlockstoreError(IpldWriteError, ValueError):
     """A blockstore that the Dask workers in use cannot share."""
+
+
+class UnsupportedBlockstoreError(IpldWriteError, ValueError):
+    """A blockstore URL whose scheme no installed backend serves (``url`` says which)."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class ChunkAlignmentError(IpldWriteError, ValueError):

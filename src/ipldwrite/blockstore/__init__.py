@@ -15,9 +15,17 @@ from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._counting import CountingBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
 from ipldwrite.blockstore._memory import MemoryBlockstore
+from ipldwrite.blockstore._resolve import (
+    DEFAULT_BLOCKSTORE_PATH,
+    BlockstoreSpec,
+    default_blockstore,
+    register_scheme,
+    resolve_blockstore,
+)
 from ipldwrite.blockstore._taskcar import TaskBuffer, TaskCarBlockstore
 
 __all__ = [
+    "DEFAULT_BLOCKSTORE_PATH",
     "DEFAULT_MAX_BLOCK_SIZE",
     "HARD_MAX_BLOCK_SIZE",
     "MIN_MAX_BLOCK_SIZE",
@@ -25,6 +33,7 @@ __all__ = [
     "BlockGetter",
     "BlockPutter",
     "Blockstore",
+    "BlockstoreSpec",
     "CarBlockstore",
     "CarSetBlockstore",
     "CountingBlockstore",
@@ -33,4 +42,7 @@ __all__ = [
     "TaskBuffer",
     "TaskCarBlockstore",
     "check_block_limit",
+    "default_blockstore",
+    "register_scheme",
+    "resolve_blockstore",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, Protocol, runtime_checkable
 
 from ipldwrite.errors import (
@@ -192,6 +192,21 @@ class Blockstore(ABC):
     def iter_links(self) -> Iterator[Link]:
         """Every block's link, where the backend can list (``supports_listing``)."""
         return self._iter_links()
+
+    # -- the per-task hook ------------------------------------------------------------------
+    # What a backend needs around one write or merge task (a buffer flushed as one CAR, a
+    # batch uploaded concurrently, a connection pool per worker) goes through these two
+    # methods, so the writer above never names a backend.
+    def open_task(self, inputs: Sequence[Link] = ()) -> Blockstore:
+        """The blockstore one task writes through; ``inputs`` are the roots it will read
+        (a merge task's partial datasets). Default: this blockstore itself."""
+        return self
+
+    def finish_task(self, task: Blockstore, root: Link) -> str | None:
+        """Make durable what ``task`` (from :meth:`open_task`) wrote, now that the task's
+        result is ``root``; return a name for it where the backend has one (a CAR's path).
+        Called only after the task succeeded. Default: nothing to do."""
+        return None
 
     def _check_writable(self) -> None:
         if self.read_only:

@@ -18,7 +18,7 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
-from ipldwrite.blockstore import Blockstore, DirectoryBlockstore
+from ipldwrite.blockstore import Blockstore, default_blockstore, resolve_blockstore
 from ipldwrite.dag import (
     ArrayNode,
     DatasetReader,
@@ -37,48 +37,6 @@ from ipldwrite.dag import (
 from ipldwrite.ipld import Link, link_str, to_cid, to_link
 
 __all__ = ["IPLDStore", "default_blockstore", "resolve_blockstore"]
-
-#: Where the embedded default blockstore lives unless IPLDWRITE_BLOCKSTORE says otherwise.
-DEFAULT_BLOCKSTORE_PATH = "~/.cache/ipldwrite/blocks"
-
-
-def default_blockstore() -> DirectoryBlockstore:
-    """The embedded default: a :class:`DirectoryBlockstore` at ``$IPLDWRITE_BLOCKSTORE``
-    (default ``~/.cache/ipldwrite/blocks``)."""
-    return DirectoryBlockstore(os.environ.get("IPLDWRITE_BLOCKSTORE", DEFAULT_BLOCKSTORE_PATH))
-
-
-def resolve_blockstore(blockstore: Blockstore | str | os.PathLike[str] | None) -> Blockstore:
-    """A blockstore from what users pass: an instance, a directory path, a ``.car`` file,
-    ``"car:<directory or URL>"`` (a directory of CARs, one per write task), or None
-    (the default)."""
-    if blockstore is None:
-        return default_blockstore()
-    if isinstance(blockstore, Blockstore):
-        return blockstore
-    if isinstance(blockstore, str) and blockstore.startswith("car:"):
-        from ipldwrite.blockstore import TaskCarBlockstore
-
-        return TaskCarBlockstore(blockstore[len("car:") :])
-    if isinstance(blockstore, str | os.PathLike):
-        path = os.fspath(blockstore)
-        if path.endswith(".car"):
-            from ipldwrite.blockstore import CarBlockstore
-
-            return CarBlockstore(path)
-        if _is_car_directory(path):
-            from ipldwrite.blockstore import CarSetBlockstore
-
-            return CarSetBlockstore(path)
-        return DirectoryBlockstore(path)
-    raise TypeError(f"expected a Blockstore or a directory path, got {type(blockstore).__name__}")
-
-
-def _is_car_directory(path: str) -> bool:
-    """A directory of CAR files (a sharded export, a per-task write), not a blockstore."""
-    if not os.path.isdir(path) or os.path.exists(os.path.join(path, "ipldwrite-blockstore.json")):
-        return False
-    return any(name.endswith(".car") for name in os.listdir(path))
 
 
 class _View:
