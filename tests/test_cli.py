@@ -47,14 +47,15 @@ def test_inspection_commands(tmp_path: Path) -> None:
 
 def test_bad_input_gives_one_clear_line_and_exit_code(tmp_path: Path) -> None:
     blocks = str(tmp_path / "blocks")
+    root = json.loads(run("demo", "-b", blocks, "--days", "31", "--json")[1])["root"]
     code, out = run("ls", "bafynotacid", "-b", blocks)
     assert code == 2
     assert "is not a CID" in out
     assert "Traceback" not in out
-    root = json.loads(run("demo", "-b", blocks, "--days", "31", "--json")[1])["root"]
     code, out = run("cat", f"{root}/no/such/key", "-b", blocks)
     assert code == 1
     assert "'no/such/key' is not a key" in out
     code, out = run("ls", root, "-b", str(tmp_path / "empty"))
     assert code == 2
-    assert "is not in DirectoryBlockstore" in out
+    assert "no blockstore at" in out
+    assert not (tmp_path / "empty").exists()

@@ -7,6 +7,7 @@ missing or corrupt block can be traced to the variable and chunk it belongs to.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ from ipldwrite.ipld import (
     parse_cid_bytes,
     to_link,
 )
+
+log = logging.getLogger("ipldwrite.audit")
 
 __all__ = ["DagStats", "Problem", "VerifyReport", "stat", "verify"]
 
@@ -139,6 +142,9 @@ def verify(root: object, blockstore: Blockstore, *, progress: bool = False) -> V
     for _, data, _, _ in _walk(blockstore, link, check=True, progress=progress, report=report):
         report.blocks += 1
         report.bytes += len(data)
+    log.info(
+        "verified %s: %d blocks, %d problems", report.root, report.blocks, len(report.problems)
+    )
     return report
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, redirect_stdout
 from functools import partial
 from typing import Any, cast
 
@@ -34,8 +36,11 @@ from multiformats import CID
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag import merge_datasets
 from ipldwrite.errors import UnsafeBlockstoreError
-from ipldwrite.ipld import Link, to_link
+from ipldwrite.ipld import Link, LinkLabel, to_link
 from ipldwrite.store import write_region
+
+write_log = logging.getLogger("ipldwrite.write")
+merge_log = logging.getLogger("ipldwrite.merge")
 
 __all__ = [
     "check_blockstore_reachable",
@@ -166,6 +171,7 @@ def _merge_partials(roots: list[Any], blockstore: Blockstore) -> bytes:
     target = blockstore.open_task(links)
     merged = merge_datasets(target, links, kind="partial dataset")
     blockstore.finish_task(target, merged)
+    merge_log.debug("merged %d partial datasets into %s", len(links), LinkLabel("", merged))
     return merged.cid_bytes
 
 
@@ -215,6 +221,7 @@ def merge_tree(
         root[...] = template.cid_bytes
         return da.from_array(root, chunks=())
     inputs = [key for p in partials for key in flatten(p.__dask_keys__())]
+    merge_log.info("merge tree over %d write tasks, fan-in %d", len(inputs), split)
     name = f"ipldwrite-merge-{dask.base.tokenize(*partials, split, blockstore)}"
     graph, _ = tree_graph(inputs, partial(_merge_partials, blockstore=blockstore), split, name)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=cast(Any, partials))
@@ -258,7 +265,10 @@ def _show_distributed_progress(future: Any) -> None:
     # The notebook bar is an ipywidget, which is an optional dependency: without it, the
     # text bar works in notebooks as in terminals.
     notebook = "ipykernel" in sys.modules and importlib.util.find_spec("ipywidgets") is not None
-    bar = show_progress(future, notebook=notebook)
+    # The text bar blocks until the future is done and prints to stdout: send it to stderr,
+    # where progress belongs (stdout carries the CID a script reads).
+    with redirect_stdout(sys.stderr):
+        bar = show_progress(future, notebook=notebook)
     if notebook and bar is not None:
         from IPython.display import display
 
@@ -274,6 +284,7 @@ def compute_root(
 ) -> Link:
     """Compute the merge tree with the given (or current) scheduler; show progress."""
     client = _current_client(client)
+    start = time.perf_counter()
     if client is not None:
         future = client.compute(root, retries=retries)
         if _progress_wanted(progress):
@@ -284,7 +295,10 @@ def compute_root(
         if _progress_wanted(progress):
             from dask.diagnostics.progress import ProgressBar
 
-            bar = ProgressBar()
+            bar = ProgressBar(out=sys.stderr)
         with bar:
             (value,) = dask.base.compute(root)
-    return Link(bytes(np.asarray(value, dtype=object).item()))
+    link = Link(bytes(np.asarray(value, dtype=object).item()))
+    seconds = time.perf_counter() - start
+    write_log.info("wrote %s in %.2f s (%s)", LinkLabel("", link), seconds, client or "threads")
+    return link

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import glob
 import itertools
+import logging
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,8 @@ from ipldwrite.blockstore import Blockstore
 from ipldwrite.errors import IncompatibleDatasetsError
 from ipldwrite.ops import concat
 from ipldwrite.store import resolve_blockstore
+
+log = logging.getLogger("ipldwrite.ingest")
 
 __all__ = ["ArchiveFile", "ingest", "scan_archive"]
 
@@ -167,7 +171,11 @@ def ingest(
 ) -> CID:
     """Write the files matching ``paths`` as one dataset along ``concat_dim``."""
     store = resolve_blockstore(blockstore)
+    start = time.perf_counter()
     files = scan_archive(expand(paths if isinstance(paths, str) else list(paths)), concat_dim)
+    log.info(
+        "scanned %d files along %s in %.2f s", len(files), concat_dim, time.perf_counter() - start
+    )
     chunk = int((chunks or {}).get(concat_dim, min(f.steps for f in files)))
     chunk_map = {**(chunks or {}), concat_dim: chunk}
     units = _time_units(files[0].path, concat_dim)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
@@ -301,6 +302,51 @@ def _root_from(value: object) -> Link:
     return to_link(value)
 
 
+#: open_zarr arguments whose value is fixed here: accepted with that value, else refused.
+_FIXED_OPEN_ARGS: dict[str, tuple[object, str]] = {
+    "consolidated": (False, "every node is one read: there is no consolidated metadata"),
+    "zarr_format": (3, "zarr-on-IPLD is zarr v3"),
+}
+#: open_zarr arguments that cannot apply to a dataset opened by CID.
+_REFUSED_OPEN_ARGS = {
+    "store": "the CID names the store",
+    "storage_options": "blocks come from the blockstore argument, not from fsspec",
+    "chunk_store": "chunks are blocks of the same blockstore",
+}
+
+
+def _open_args(store: IPLDStore, cid: object, group: str | None, kwargs: dict[str, Any]) -> Any:
+    """xarray's open arguments for ``cid``: a path after the CID (``<cid>/ocean``) opens that
+    group, an array path is refused, and arguments we fix or cannot honour are checked by
+    name rather than colliding with ours ("got multiple values")."""
+    for name, (value, why) in _FIXED_OPEN_ARGS.items():
+        if name in kwargs and kwargs.pop(name) not in (value, None):
+            raise ValueError(f"open_ipld_zarr: {name} can only be {value!r} ({why})")
+    for name, why in _REFUSED_OPEN_ARGS.items():
+        if name in kwargs:
+            raise TypeError(f"open_ipld_zarr does not take {name}= ({why})")
+    inside = (
+        cid.strip().removeprefix("ipfs://").removeprefix("/ipfs/") if isinstance(cid, str) else ""
+    )
+    path = "/".join(p for p in [*inside.split("/")[1:], *(group or "").split("/")] if p)
+    if not inside.strip("/").count("/"):
+        return dict(group=group, consolidated=False, zarr_format=3, **kwargs)
+    meta = store.get_sync(f"{path}/zarr.json")
+    kind = json.loads(meta.to_bytes()).get("node_type") if meta is not None else None
+    if kind != "group":
+        parent, _, name = path.rpartition("/")
+        if kind == "array":
+            group_cid = f"{store.root}/{parent}".rstrip("/")
+            raise ValueError(
+                f"{path!r} in {store.root} is an array, not a group: open its group and "
+                f"select it, open_ipld_zarr({group_cid!r})[{name!r}]"
+            )
+        raise ValueError(
+            f"{path!r} is not a group of {store.root} (`ipldwrite ls {store.root}` lists them)"
+        )
+    return dict(group=path, consolidated=False, zarr_format=3, **kwargs)
+
+
 def open_ipld_zarr(
     cid: CID | str,
     blockstore: BlockstoreLike = None,
@@ -309,11 +355,9 @@ def open_ipld_zarr(
     **open_zarr_kwargs: Any,
 ) -> xr.Dataset:
     """Open the dataset with root ``cid`` (a CID, its string, or ``ipfs://<cid>``) lazily,
-    as ``xarray.open_zarr`` would."""
+    as ``xarray.open_zarr`` would. ``<cid>/path`` opens the group at that path."""
     store = IPLDStore(blockstore, _root_from(cid), read_only=True)
-    ds: xr.Dataset = xr.open_zarr(
-        store, group=group, consolidated=False, zarr_format=3, **open_zarr_kwargs
-    )
+    ds: xr.Dataset = xr.open_zarr(store, **_open_args(store, cid, group, open_zarr_kwargs))
     return ds
 
 
@@ -322,9 +366,8 @@ def open_ipld_datatree(
 ) -> xr.DataTree:
     """Open a dataset with nested groups as an ``xarray.DataTree``."""
     store = IPLDStore(blockstore, _root_from(cid), read_only=True)
-    return xr.open_datatree(
-        cast(Any, store), engine="zarr", consolidated=False, zarr_format=3, chunks={}, **open_kwargs
-    )
+    args = _open_args(store, cid, open_kwargs.pop("group", None), open_kwargs)
+    return xr.open_datatree(cast(Any, store), engine="zarr", chunks={}, **args)
 
 
 class IPLDBackendEntrypoint(BackendEntrypoint):
@@ -347,10 +390,7 @@ class IPLDBackendEntrypoint(BackendEntrypoint):
         return ZarrBackendEntrypoint().open_dataset(
             cast(Any, store),
             drop_variables=drop_variables,
-            group=group,
-            consolidated=False,
-            zarr_format=3,
-            **kwargs,
+            **_open_args(store, filename_or_obj, group, kwargs),
         )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:

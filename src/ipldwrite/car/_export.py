@@ -7,6 +7,7 @@ Everything streams: one block is in memory at a time, plus a set of the CIDs alr
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from ipldwrite.ipld import (
     to_cid,
     to_link,
 )
+
+log = logging.getLogger("ipldwrite.car")
 
 __all__ = ["CarReport", "CarSummary", "export_car", "import_car", "verify_car"]
 
@@ -214,6 +217,7 @@ def export_car(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    log.info("exported %d blocks, %d bytes, to %s", writer.blocks, size, target)
     return CarSummary(target, root_link, version, writer.blocks, data_bytes, size)
 
 
@@ -277,6 +281,7 @@ def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> CID:
         for link, data in _checked(f, layout, name):
             if multihash_of(link)[0] != IDENTITY:
                 blockstore.put_block(link, data)
+    log.info("imported %s into %r", name, blockstore)
     return to_cid(layout.roots[0])
 
 

@@ -12,11 +12,8 @@ from ipldwrite.cli._common import (
     emit,
     json_option,
     open_blockstore,
+    show_progress,
 )
-
-
-def _progress(as_json: bool) -> bool:
-    return not as_json and sys.stderr.isatty()
 
 
 @click.command("export-car")
@@ -92,7 +89,7 @@ def import_car_cmd(path: str, blockstore: str | None, as_json: bool) -> None:
     """Verify every block of a CAR, add them to the blockstore, print the root."""
     from ipldwrite.car import import_car
 
-    root = import_car(path, open_blockstore(blockstore))
+    root = import_car(path, open_blockstore(blockstore, create=True))
     emit(as_json, {"root": str(root)}, str(root))
 
 
@@ -107,7 +104,7 @@ def verify_cmd(root: str, blockstore: str | None, as_json: bool) -> None:
     """
     from ipldwrite.audit import verify
 
-    report = verify(root, open_blockstore(blockstore), progress=_progress(as_json))
+    report = verify(root, open_blockstore(blockstore), progress=show_progress(as_json))
     text = "\n".join(
         [
             *(str(p) for p in report.problems),
@@ -128,7 +125,7 @@ def stat_cmd(root: str, blockstore: str | None, as_json: bool) -> None:
     """Blocks, bytes, depth and deduplication of a dataset's DAG."""
     from ipldwrite.audit import stat
 
-    s = stat(root, open_blockstore(blockstore), progress=_progress(as_json))
+    s = stat(root, open_blockstore(blockstore), progress=show_progress(as_json))
     text = (
         f"{s.blocks} blocks, {s.bytes:,} bytes ({s.node_blocks} nodes, {s.node_bytes:,} bytes; "
         f"{s.chunk_blocks} chunk blocks, {s.chunk_bytes:,} bytes)\n"

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ipldwrite.blockstore import Blockstore
-from ipldwrite.errors import IpldWriteError
+from ipldwrite.blockstore import DEFAULT_BLOCKSTORE_PATH, Blockstore
+from ipldwrite.cli._errors import EXIT_DAMAGED, EXIT_USAGE
 from ipldwrite.store import resolve_blockstore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes: 0 success, 1 a problem found in the data (verify), 2 bad usage or input.
-EXIT_PROBLEM = 1
-EXIT_USAGE = 2
+#: Exit codes (the whole table is in cli/_errors.py): 1 damaged or missing data, 2 bad input.
+EXIT_PROBLEM = EXIT_DAMAGED
 
 
 def blockstore_option[F: Callable[..., Any]](func: F) -> F:
@@ -36,11 +37,27 @@ def json_option[F: Callable[..., Any]](func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
 
-def open_blockstore(path: str | None) -> Blockstore:
-    try:
-        return resolve_blockstore(path)
-    except (OSError, IpldWriteError) as exc:
-        raise click.ClickException(str(exc)) from None
+def open_blockstore(path: str | None, *, create: bool = False) -> Blockstore:
+    """The blockstore of ``-b``/``$IPLDWRITE_BLOCKSTORE``/the default.
+
+    Only commands that bring new data (``create=True``: demo, ingest, import-car) may make
+    a new local blockstore; every other command refuses a missing one instead of creating
+    an empty directory and then reporting every block missing.
+    """
+    spec = path or os.environ.get("IPLDWRITE_BLOCKSTORE") or DEFAULT_BLOCKSTORE_PATH
+    if not create and "://" not in spec and not spec.startswith("car:"):
+        local = Path(spec).expanduser()
+        if not local.exists() or (local.is_dir() and not any(local.iterdir())):
+            raise FileNotFoundError(
+                f"no blockstore at {local}: give the directory or .car file that holds the "
+                "blocks with -b PATH (or $IPLDWRITE_BLOCKSTORE)"
+            )
+    return resolve_blockstore(spec)
+
+
+def show_progress(as_json: bool) -> bool:
+    """Progress bars go to stderr, only when it is a terminal and never with --json."""
+    return not as_json and sys.stderr.isatty()
 
 
 def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
@@ -50,6 +67,12 @@ def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
         click.echo(text)
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.secho(f"Error: {message}", fg="red", err=True)
-    sys.exit(code)
+class DataProblem(click.ClickException):
+    """Damaged or missing data found by a command itself (a key not in a dataset)."""
+
+    exit_code = EXIT_DAMAGED
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Stop the command: ``message`` on stderr (JSON under --json) and exit ``code``."""
+    raise DataProblem(message) if code == EXIT_DAMAGED else click.UsageError(message)

@@ -6,12 +6,24 @@ from contextlib import AbstractContextManager, nullcontext
 import click
 import numpy as np
 
-from ipldwrite.cli._common import blockstore_option, emit, json_option, open_blockstore
+from ipldwrite.cli._common import (
+    blockstore_option,
+    emit,
+    json_option,
+    open_blockstore,
+    show_progress,
+)
 
 
 @click.command()
 @blockstore_option
-@click.option("--days", default=365, show_default=True, help="Length of the generated year.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=365,
+    show_default=True,
+    help="Number of days to generate.",
+)
 @json_option
 def demo(blockstore: str | None, days: int, as_json: bool) -> None:
     """Write a small climate dataset, print its root CID and read it back.
@@ -24,17 +36,21 @@ def demo(blockstore: str | None, days: int, as_json: bool) -> None:
     from ipldwrite.datasets import demo_climate
     from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
 
-    store = open_blockstore(blockstore)
+    store = open_blockstore(blockstore, create=True)
     ds = demo_climate(days)
     encoding = {str(v): {"chunks": (min(30, days), 73, 144)} for v in ds.data_vars}
     if not as_json:
         click.echo(f"Writing {ds.nbytes / 1e6:.1f} MB of demo climate data into {store!r}")
     start = time.perf_counter()
     progress: AbstractContextManager[object] = (
-        nullcontext() if as_json else ProgressBar(out=click.get_text_stream("stderr"))  # type: ignore[no-untyped-call,operator]
+        ProgressBar(out=click.get_text_stream("stderr"))  # type: ignore[no-untyped-call,operator]
+        if show_progress(as_json)
+        else nullcontext()
     )
     with progress:
-        root = to_ipld_zarr(ds.chunk({"time": min(30, days)}), store, encoding=encoding)
+        root = to_ipld_zarr(
+            ds.chunk({"time": min(30, days)}), store, encoding=encoding, progress=False
+        )
     written = time.perf_counter() - start
     back = open_ipld_zarr(root, store)
     start = time.perf_counter()

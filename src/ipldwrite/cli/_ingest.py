@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from ipldwrite.cli._common import blockstore_option, emit, json_option, open_blockstore
+from ipldwrite.cli._common import (
+    blockstore_option,
+    emit,
+    json_option,
+    open_blockstore,
+    show_progress,
+)
+
+#: How long to wait for a --scheduler to answer: an address nobody serves fails fast.
+CONNECT_TIMEOUT = "5s"
 
 
 @contextlib.contextmanager
@@ -18,7 +27,16 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise click.BadParameter(
+                f"no Dask scheduler answers at {scheduler} ({exc.__class__.__name__} after "
+                f"{CONNECT_TIMEOUT}): start one (`dask scheduler`), check the address, or use "
+                "--workers N for a local cluster",
+                param_hint="--scheduler",
+            ) from None
+        with client:
             yield client
         return
     with (
@@ -57,7 +75,10 @@ def _chunks(values: tuple[str, ...]) -> dict[str, int]:
     "--scheduler", default=None, metavar="ADDRESS", help="A running Dask scheduler (tcp://…)."
 )
 @click.option(
-    "--workers", type=int, default=None, help="Start a local cluster of N worker processes."
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Start a local cluster of N worker processes.",
 )
 @click.option(
     "--per-file", is_flag=True, help="Write every file as its own dataset, then concat them."
@@ -77,7 +98,7 @@ def ingest(
     """Write an archive of NetCDF files (glob patterns) as one dataset; print its root CID."""
     from ipldwrite.ingest import ingest as run
 
-    store = open_blockstore(blockstore)
+    store = open_blockstore(blockstore, create=True)
     with dask_client(scheduler, workers) as client:
         root = run(
             list(paths),
@@ -86,6 +107,6 @@ def ingest(
             chunks=_chunks(chunks),
             client=client,
             per_file=per_file,
-            progress=None if not as_json else False,
+            progress=show_progress(as_json),
         )
     emit(as_json, {"root": str(root)}, str(root))

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
 from math import prod
 from typing import Any
 
 import click
 
-from ipldwrite.cli._common import blockstore_option, emit, json_option, open_blockstore
+from ipldwrite.cli._common import (
+    blockstore_option,
+    emit,
+    fail,
+    json_option,
+    open_blockstore,
+)
+from ipldwrite.cli._errors import EXIT_DAMAGED
 from ipldwrite.dag import ArrayNode, DatasetReader, GroupNode, NodeIO, iter_entries
 from ipldwrite.ipld import to_link
 
@@ -17,11 +26,13 @@ from ipldwrite.ipld import to_link
 @click.argument("cid")
 @blockstore_option
 @click.option("--group", default=None, help="Path of the group to show.")
-def info(cid: str, blockstore: str | None, group: str | None) -> None:
-    """Show a dataset like xarray's repr, from metadata only."""
+@json_option
+def info(cid: str, blockstore: str | None, group: str | None, as_json: bool) -> None:
+    """Show a dataset like xarray's repr, from metadata only (--json: xarray's to_dict)."""
     from ipldwrite.xarray import open_ipld_zarr
 
-    click.echo(repr(open_ipld_zarr(cid, open_blockstore(blockstore), group=group)))
+    ds = open_ipld_zarr(cid, open_blockstore(blockstore), group=group)
+    emit(as_json, {"root": cid, "group": group, **ds.to_dict(data=False)}, repr(ds))
 
 
 def _describe(path: str, node: ArrayNode | GroupNode, io: NodeIO | None) -> dict[str, Any]:
@@ -72,8 +83,12 @@ def ls(cid: str, blockstore: str | None, as_json: bool) -> None:
 @click.command()
 @click.argument("target", metavar="CID/KEY")
 @blockstore_option
-def cat(target: str, blockstore: str | None) -> None:
-    """Print the raw bytes of one zarr key, e.g. CID/t2m/zarr.json."""
+@json_option
+def cat(target: str, blockstore: str | None, as_json: bool) -> None:
+    """Print the raw bytes of one zarr key, e.g. CID/t2m/zarr.json.
+
+    With --json: the key, its size and its value (parsed if it is JSON, else base64).
+    """
     from ipldwrite.store import IPLDStore
 
     cid, _, key = target.partition("/")
@@ -82,5 +97,14 @@ def cat(target: str, blockstore: str | None) -> None:
     store = IPLDStore(open_blockstore(blockstore), cid)
     value = store.get_sync(key)
     if value is None:
-        raise click.ClickException(f"{key!r} is not a key of {cid}")
-    sys.stdout.buffer.write(value.to_bytes())
+        fail(f"{key!r} is not a key of {cid}", EXIT_DAMAGED)
+    data = value.to_bytes()
+    if not as_json:
+        sys.stdout.buffer.write(data)
+        return
+    out: dict[str, Any] = {"root": cid, "key": key, "size": len(data)}
+    try:
+        out["json"] = json.loads(data)
+    except ValueError:
+        out["base64"] = base64.b64encode(data).decode("ascii")
+    emit(True, out, "")

@@ -150,6 +150,8 @@ def rename(
     unknown = set(mapping) - known
     if unknown:
         raise ValueError(f"cannot rename {sorted(unknown)}: no such variable or dimension")
+    if bad := sorted(new for new in mapping.values() if "/" in new or new in ("", ".", "..")):
+        raise ValueError(f"cannot rename to {bad}: a name has no '/' (use move for paths)")
     for name, node in arrays.items():
         new = mapping.get(name, name)
         if new != name and new in arrays and new not in mapping:

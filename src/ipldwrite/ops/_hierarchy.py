@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from ipldwrite.dag._metadata import from_ipld_value
 from ipldwrite.errors import FormatError, IncompatibleDatasetsError
 from ipldwrite.ipld import Link, link_str, to_link
 from ipldwrite.store import IPLDStore
+
+log = logging.getLogger("ipldwrite.ops")
 
 
 @dataclass
@@ -60,7 +63,9 @@ class Hierarchy:
         return {p: n for p, n in self.nodes.items() if p == path or p.startswith(prefix)}
 
     def write(self) -> Link:
-        return write_tree(self.blockstore, self.nodes)
+        root = write_tree(self.blockstore, self.nodes)
+        log.info("wrote %s: %d groups and arrays, no chunk copied", link_str(root), len(self.nodes))
+        return root
 
 
 def dims_of(node: ArrayNode, where: str) -> list[str]:
