@@ -1,4 +1,10 @@
-"""Options and output helpers every command shares."""
+"""Options and output helpers every command shares.
+
+A new command takes ``blockstore_option`` and ``json_option``, opens its blockstore with
+``open_blockstore`` (``create=True`` only for commands that bring new data), prints with
+``emit``, shows progress only when ``show_progress`` says so, and lets the library's errors
+through: the group maps them to exit codes and JSON (cli/_errors.py).
+"""
 
 from __future__ import annotations
 
