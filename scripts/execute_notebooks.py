@@ -88,11 +88,21 @@ def execute(path: Path, spec_manager: KernelSpecManager) -> nbformat.NotebookNod
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop what must not be committed: widget views (progress bars), widget state, the
-    execution metadata; name the standard kernel."""
+    execution metadata; join the pieces of a stream (how a print is cut into messages
+    depends on timing); name the standard kernel."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.outputs = [o for o in cell.outputs if WIDGET not in o.get("data", {})]
+        outputs: list[Any] = []
+        for out in cell.outputs:
+            if WIDGET in out.get("data", {}):
+                continue
+            last = outputs[-1] if outputs else None
+            if out.output_type == "stream" and last and last.get("name") == out.name:
+                last.text += out.text
+            else:
+                outputs.append(out)
+        cell.outputs = outputs
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)

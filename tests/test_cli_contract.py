@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import pty
 import subprocess
@@ -23,7 +24,7 @@ from click.testing import CliRunner, Result
 
 from datasets import climate_cube
 from ipldwrite import errors
-from ipldwrite.blockstore import DirectoryBlockstore
+from ipldwrite.blockstore import DirectoryBlockstore, MemoryBlockstore
 from ipldwrite.cli import main
 from ipldwrite.cli._errors import EXIT_CODES, exit_code
 from ipldwrite.ipld import compute_link, link_str
@@ -292,6 +293,17 @@ def test_verbose_turns_on_the_library_loggers(dataset: tuple[str, str], tmp_path
     assert "ipldwrite.car: exported" in result.stderr
     quiet = invoke("rename", root, "t2m=temperature", "-b", blocks)
     assert quiet.stderr == ""
+
+
+def test_the_library_logs_through_named_loggers(caplog: pytest.LogCaptureFixture) -> None:
+    cube = climate_cube(8, 4, 5)
+    with caplog.at_level(logging.DEBUG, logger="ipldwrite"):
+        root = to_ipld_zarr(cube.chunk(time=4), MemoryBlockstore(), progress=False)
+    messages = {(r.name, r.getMessage()) for r in caplog.records}
+    assert any(name == "ipldwrite.merge" and "fan-in 32" in text for name, text in messages)
+    assert any(name == "ipldwrite.merge" and text.startswith("merged ") for name, text in messages)
+    assert any(name == "ipldwrite.write" and str(root) in text for name, text in messages)
+    assert not logging.getLogger("ipldwrite").handlers  # a library adds no handler
 
 
 @pytest.mark.slow

@@ -347,6 +347,19 @@ def _open_args(store: IPLDStore, cid: object, group: str | None, kwargs: dict[st
     return dict(group=path, consolidated=False, zarr_format=3, **kwargs)
 
 
+def _in_name_order(ds: xr.Dataset) -> xr.Dataset:
+    """The variables sorted by name. zarr lists a group's members in the order their metadata
+    reads complete, so xarray's variable order would change from one open to the next."""
+    coords = xr.Coordinates(
+        {k: ds.coords[k].variable for k in sorted(ds.coords, key=str)}, indexes=ds.xindexes
+    )
+    data = {k: ds[k].variable for k in sorted(ds.data_vars, key=str)}
+    out = xr.Dataset(data, coords=coords, attrs=ds.attrs)
+    out.encoding = ds.encoding
+    out.set_close(ds._close)
+    return out
+
+
 def open_ipld_zarr(
     cid: CID | str,
     blockstore: BlockstoreLike = None,
@@ -358,7 +371,7 @@ def open_ipld_zarr(
     as ``xarray.open_zarr`` would. ``<cid>/path`` opens the group at that path."""
     store = IPLDStore(blockstore, _root_from(cid), read_only=True)
     ds: xr.Dataset = xr.open_zarr(store, **_open_args(store, cid, group, open_zarr_kwargs))
-    return ds
+    return _in_name_order(ds)
 
 
 def open_ipld_datatree(
@@ -387,11 +400,12 @@ class IPLDBackendEntrypoint(BackendEntrypoint):
         **kwargs: Any,
     ) -> xr.Dataset:
         store = IPLDStore(blockstore, _root_from(filename_or_obj), read_only=True)
-        return ZarrBackendEntrypoint().open_dataset(
+        ds = ZarrBackendEntrypoint().open_dataset(
             cast(Any, store),
             drop_variables=drop_variables,
             **_open_args(store, filename_or_obj, group, kwargs),
         )
+        return _in_name_order(ds)
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         if isinstance(filename_or_obj, CID):

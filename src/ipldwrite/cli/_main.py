@@ -31,6 +31,15 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: int) -> in
     return value
 
 
+def _stop_logging() -> None:
+    global _log_handler  # noqa: PLW0603
+    if _log_handler is not None:
+        logger = logging.getLogger("ipldwrite")
+        logger.removeHandler(_log_handler)
+        logger.setLevel(logging.NOTSET)
+        _log_handler = None
+
+
 def verbose_option() -> click.Option:
     return click.Option(
         ["--verbose", "-v"],
@@ -80,6 +89,8 @@ class IpldwriteGroup(click.Group):
             raise
         except _CAUGHT as exc:
             raise click.exceptions.Exit(report(exc, as_json=as_json)) from None
+        finally:
+            _stop_logging()  # -v lasts one command (several run in one process under tests)
 
 
 @click.group(cls=IpldwriteGroup, context_settings={"help_option_names": ["-h", "--help"]})
