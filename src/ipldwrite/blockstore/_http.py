@@ -11,6 +11,7 @@ starts its own on first use, and a fork is detected by the process id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import weakref
@@ -40,10 +41,9 @@ def _stop(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
         return
     if loop.is_running():
         future = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
-        try:
+        # Best effort at shutdown: the sockets die with the process anyway.
+        with contextlib.suppress(Exception):
             future.result(timeout=5)
-        except Exception:
-            pass
         loop.call_soon_threadsafe(loop.stop)
 
 
