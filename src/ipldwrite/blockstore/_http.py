@@ -36,15 +36,21 @@ class Unreachable(Exception):
         self.timed_out = timed_out
 
 
-def _stop(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
-    if loop.is_closed():
-        return
-    if loop.is_running():
-        future = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
-        # Best effort at shutdown: the sockets die with the process anyway.
-        with contextlib.suppress(Exception):
-            future.result(timeout=5)
-        loop.call_soon_threadsafe(loop.stop)
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+def _stop(loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient, pid: int) -> None:
+    if pid != os.getpid() or loop.is_closed():
+        return  # a forked child's copy: its loop never ran here, and the parent owns it
+    future = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+    # Best effort at shutdown: the sockets die with the process anyway.
+    with contextlib.suppress(Exception):
+        future.result(timeout=5)
+    loop.call_soon_threadsafe(loop.stop)
 
 
 class HttpSession:
@@ -82,9 +88,11 @@ class HttpSession:
             trust_env=False,
         )
         self._semaphore: asyncio.Semaphore | None = None
-        thread = threading.Thread(target=self._loop.run_forever, name="ipldwrite-http", daemon=True)
+        thread = threading.Thread(
+            target=_run_loop, args=(self._loop,), name="ipldwrite-http", daemon=True
+        )
         thread.start()
-        self._finalizer = weakref.finalize(self, _stop, self._loop, self._client)
+        self._finalizer = weakref.finalize(self, _stop, self._loop, self._client, self._pid)
 
     @property
     def alive(self) -> bool:
