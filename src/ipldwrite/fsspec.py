@@ -27,7 +27,7 @@ from ipldwrite.store import IPLDStore
 __all__ = ["IPLDFileSystem"]
 
 
-class IPLDFileSystem(AbstractFileSystem):
+class IPLDFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is untyped
     """Read-only files of zarr-on-IPLD datasets, addressed ``<root CID>/<zarr key>``."""
 
     protocol = "ipld"
