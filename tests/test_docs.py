@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,24 @@ def test_python_examples_run(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IPLDWRITE_BLOCKSTORE", str(tmp_path / "default-blocks"))
+    exec(compile(code, where, "exec"), {"__name__": "__doc_example__"})
+
+
+NODE_FENCE = re.compile(r"^```python node\n(.*?)^```", re.MULTILINE | re.DOTALL)
+NODE_BLOCKS = [
+    (f"{doc.name}#node{n}", m.group(1))
+    for doc in DOCS
+    for n, m in enumerate(NODE_FENCE.finditer(doc.read_text()))
+]
+
+
+@pytest.mark.parametrize(("where", "code"), NODE_BLOCKS, ids=[w for w, _ in NODE_BLOCKS])
+def test_node_examples_run(
+    where: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ipfs_node: Any
+) -> None:
+    """Examples fenced ```python node``` need an IPFS node: the test fixture's, on its port."""
+    monkeypatch.chdir(tmp_path)
+    code = code.replace("http://127.0.0.1:5001", ipfs_node.api)
     exec(compile(code, where, "exec"), {"__name__": "__doc_example__"})
 
 
