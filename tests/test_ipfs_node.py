@@ -259,3 +259,17 @@ def test_dag_cbor_root_of_node_is_our_cid(ipfs_node: IpfsNode) -> None:
         f"{ipfs_node.api}/api/v0/block/stat", params={"arg": link_str(link)}, timeout=30
     )
     assert to_link(stat.json()["Key"]) == link
+
+
+def test_ingest_into_the_node_from_the_cli(ipfs_node: IpfsNode, tmp_path: Path) -> None:
+    ds = small_dataset(6)
+    for i in range(3):
+        ds.isel(time=slice(2 * i, 2 * i + 2)).to_netcdf(tmp_path / f"part-{i}.nc")
+    args = ["ingest", str(tmp_path / "part-*.nc"), "--concat-dim", "time", "--chunks", "time=2"]
+    local = CliRunner().invoke(main, [*args, "-b", str(tmp_path / "blocks")])
+    into_node = CliRunner().invoke(main, [*args, "-b", ipfs_node.api])
+    assert into_node.exit_code == 0, into_node.output
+    assert into_node.output.strip() == local.output.strip()
+    root = into_node.output.strip()
+    KuboBlockstore(ipfs_node.api).pin(root)
+    xr.testing.assert_identical(open_ipld_zarr(root, ipfs_node.api).load(), ds)
