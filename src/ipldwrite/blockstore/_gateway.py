@@ -191,7 +191,7 @@ class GatewayBlockstore(NetworkBlockstore):
                 )
             )
 
-        found = self.session.run(fetch(), deadline=None)
+        found = self.session.run(fetch(), requests=len(links) * len(self.urls))
         for link, data, outcome in zip(links, found, outcomes, strict=True):
             if data is None:
                 self._raise(link, outcome)
@@ -202,10 +202,24 @@ class GatewayBlockstore(NetworkBlockstore):
     def _has(self, link: Link) -> bool:
         if self.cache.peek(link):
             return True
-        try:
-            return self._get(link) is not None
-        except BlockNotFoundError:
+        cid = link_str(link)
+
+        async def probe() -> bool:
+            for gateway in (self.urls[i] for i in self._order()):
+                try:
+                    response = await self.session.request(
+                        "HEAD",
+                        f"{gateway}/ipfs/{cid}",
+                        params={"format": "raw"},
+                        headers={"Accept": RAW_TYPE},
+                    )
+                except Unreachable:
+                    continue
+                if response.status_code == 200:
+                    return True
             return False
+
+        return self.session.run(probe(), requests=len(self.urls))
 
     def _put(self, link: Link, data: BlockData) -> None:
         raise ReadOnlyError(f"{self!r} is read-only: gateways serve blocks, they do not take them")

@@ -101,11 +101,15 @@ class HttpSession:
     def close(self) -> None:
         self._finalizer()
 
-    def run(self, coro: Coroutine[Any, Any, T], *, deadline: float | None = None) -> T:
-        """Run ``coro`` on the session's loop and wait for it, at most ``deadline`` seconds
-        (default: enough for every retry of one request)."""
+    def run(
+        self, coro: Coroutine[Any, Any, T], *, requests: int = 1, deadline: float | None = None
+    ) -> T:
+        """Run ``coro`` on the session's loop and wait for it: at most ``deadline`` seconds,
+        by default enough for every retry of ``requests`` requests sent through the bounded
+        pool (a batch waits its turn, it does not hang)."""
         if deadline is None:
-            deadline = (self.timeout + self.backoff * 2**self.retries) * (self.retries + 1) + 5
+            one = (self.timeout + self.backoff * 2**self.retries) * (self.retries + 1)
+            deadline = one * -(-max(1, requests) // self.max_connections) + 5
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout=deadline)

@@ -133,9 +133,9 @@ class KuboBlockstore(NetworkBlockstore):
                 url=self.url,
             )
 
-    def _run(self, coro: Any, link: Link | None = None) -> Any:
+    def _run(self, coro: Any, link: Link | None = None, requests: int = 1) -> Any:
         try:
-            return self.session.run(coro)
+            return self.session.run(coro, requests=requests)
         except Unreachable as exc:
             if link is not None and exc.timed_out:
                 raise BlockNotFoundError(
@@ -172,7 +172,9 @@ class KuboBlockstore(NetworkBlockstore):
         async def fetch() -> list[bytes | None]:
             return list(await _gather(self._aget(link) for link in links))
 
-        found: list[bytes | None] = self._run(fetch(), links[0] if len(links) == 1 else None)
+        found: list[bytes | None] = self._run(
+            fetch(), links[0] if len(links) == 1 else None, len(links)
+        )
         for link, data in zip(links, found, strict=True):
             if data is not None:
                 self.cache.put(link, data)
@@ -185,7 +187,7 @@ class KuboBlockstore(NetworkBlockstore):
         async def stat() -> list[int | None]:
             return list(await _gather(self._astat(link) for link in wanted))
 
-        return [size is not None for size in self._run(stat())]
+        return [size is not None for size in self._run(stat(), requests=len(wanted))]
 
     def put_many(self, blocks: Iterable[tuple[Link, bytes]]) -> None:
         # docstring inherited: checked one by one, then sent concurrently
@@ -198,7 +200,7 @@ class KuboBlockstore(NetworkBlockstore):
         async def send() -> None:
             await _gather(self._aput(link, data) for link, data in checked)
 
-        self._run(send())
+        self._run(send(), requests=len(checked))
 
     # -- bulk: CAR streams, pins --------------------------------------------------------------
     def import_car(self, car: bytes | IO[bytes]) -> list[Link]:
