@@ -3,8 +3,9 @@
 The node is the js-ipfs node of ``../shared/ipfsnode/`` (Kubo's RPC API, offline, loopback),
 started fresh (empty repository) for each write so no variant finds blocks already there.
 
-Part 1, write. A dataset of incompressible float32 (no compressor: every 512 KiB chunk is
-one raw block), Dask-chunked into 8 tasks, written with the threaded scheduler:
+Part 1, write (each variant 3 times, in alternating order; best and all repeats). A
+dataset of incompressible float32 (no compressor: every 512 KiB chunk is one raw block),
+Dask-chunked into 8 tasks, written with the threaded scheduler:
 
 * ``rpc-blocks``: ``to_ipld_zarr`` into ``KuboBlockstore(upload="blocks")``: each task
   buffers its blocks and sends them as concurrent ``block/put`` requests;
@@ -105,61 +106,79 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
-def write_part(ds: xr.Dataset, scratch: Path) -> tuple[list[dict[str, Any]], Path, str]:
-    nbytes = int(ds.v.nbytes)
-    rows = []
-    roots = set()
-    for upload in ("blocks", "car"):
-        node = Node(scratch)
-        try:
-            store = KuboBlockstore(node.api, upload=upload)  # type: ignore[arg-type]
-            seconds, root = timed(
-                lambda store=store: to_ipld_zarr(ds, store, encoding=encoding(ds), progress=False)
-            )
-            roots.add(str(root))
-            rows.append(
-                {
-                    "variant": f"rpc-{upload}",
-                    "seconds": seconds,
-                    "mb_s": nbytes / seconds / 1e6,
-                    "requests": store.requests,
-                }
-            )
-            store.close()
-        finally:
-            node.stop()
+def write_rpc(ds: xr.Dataset, scratch: Path, upload: str) -> dict[str, Any]:
+    node = Node(scratch)
+    try:
+        store = KuboBlockstore(node.api, upload=upload)  # type: ignore[arg-type]
+        seconds, root = timed(
+            lambda: to_ipld_zarr(ds, store, encoding=encoding(ds), progress=False)
+        )
+        requests = store.requests
+        store.close()
+    finally:
+        node.stop()
+    return {"seconds": seconds, "requests": requests, "root": str(root)}
+
+
+def write_local_then_import(ds: xr.Dataset, scratch: Path) -> dict[str, Any]:
     node = Node(scratch)
     local = scratch / "local"
+    shutil.rmtree(local, ignore_errors=True)
     try:
         write_s, root = timed(
             lambda: to_ipld_zarr(
                 ds, DirectoryBlockstore(local), encoding=encoding(ds), progress=False
             )
         )
-        roots.add(str(root))
         car = scratch / "dataset.car"
         export_s, _ = timed(lambda: export_car(root, DirectoryBlockstore(local), car))
         store = KuboBlockstore(node.api)
         with open(car, "rb") as f:
             import_s, _ = timed(lambda: store.import_car(f))
-        total = write_s + export_s + import_s
-        rows.append(
-            {
-                "variant": "local+import",
-                "seconds": total,
-                "mb_s": nbytes / total / 1e6,
-                "requests": store.requests,
-                "write_s": write_s,
-                "export_s": export_s,
-                "import_s": import_s,
-            }
-        )
         store.pin(root)
     finally:
         node.stop()
+    return {
+        "seconds": write_s + export_s + import_s,
+        "requests": store.requests,
+        "root": str(root),
+        "write_s": write_s,
+        "export_s": export_s,
+        "import_s": import_s,
+    }
+
+
+def write_part(
+    ds: xr.Dataset, scratch: Path, repeat: int
+) -> tuple[list[dict[str, Any]], Path, str]:
+    """Each variant ``repeat`` times, in alternating order (drift falls on all of them)."""
+    nbytes = int(ds.v.nbytes)
+    variants: dict[str, Callable[[], dict[str, Any]]] = {
+        "rpc-blocks": lambda: write_rpc(ds, scratch, "blocks"),
+        "rpc-car": lambda: write_rpc(ds, scratch, "car"),
+        "local+import": lambda: write_local_then_import(ds, scratch),
+    }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for r in range(repeat):
+        for name in list(variants)[:: 1 if r % 2 == 0 else -1]:
+            runs[name].append(variants[name]())
+    roots = {run["root"] for done in runs.values() for run in done}
     if len(roots) != 1:
         raise AssertionError(f"the variants wrote different roots: {roots}")
-    return rows, local, roots.pop()
+    rows = []
+    for name, done in runs.items():
+        best = min(run["seconds"] for run in done)
+        rows.append(
+            {
+                "variant": name,
+                "best_s": best,
+                "repeats_s": [run["seconds"] for run in done],
+                "mb_s": nbytes / best / 1e6,
+                "requests": done[0]["requests"],
+                **{k: v for k, v in done[0].items() if k.endswith("_s") and k != "seconds"},
+            }
+        )
+    return rows, scratch / "local", roots.pop()
 
 
 def read_part(local: Path, root: str, scratch: Path) -> list[dict[str, Any]]:
@@ -234,12 +253,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ipfs-", dir=args.tmpdir) as tmp:
         scratch = Path(tmp)
         ds = dataset(megabytes)
-        writes, local, root = write_part(ds, scratch)
+        writes, local, root = write_part(ds, scratch, 1 if args.quick else 3)
         print_table(
             f"write {ds.v.nbytes / 1e6:.0f} MB into a fresh node",
-            ["variant", "seconds", "MB/s", "requests"],
+            ["variant", "best s", "repeats s", "MB/s", "requests"],
             [
-                [r["variant"], f"{r['seconds']:.2f}", f"{r['mb_s']:.1f}", r["requests"]]
+                [
+                    r["variant"],
+                    f"{r['best_s']:.2f}",
+                    " ".join(f"{x:.1f}" for x in r["repeats_s"]),
+                    f"{r['mb_s']:.1f}",
+                    r["requests"],
+                ]
                 for r in writes
             ],
         )
