@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from ipldwrite import open_ipld_zarr, to_ipld_zarr
 from ipldwrite.blockstore import (
     BlockCache,
     Blockstore,
+    DirectoryBlockstore,
     GatewayBlockstore,
     MemoryBlockstore,
     resolve_blockstore,
@@ -26,7 +28,7 @@ from ipldwrite.car._format import iter_blocks, read_layout
 from ipldwrite.convert import to_unixfs
 from ipldwrite.errors import BlockNotFoundError, CorruptBlockError, ReadOnlyError
 from ipldwrite.gateway import GatewayServer
-from ipldwrite.ipld import DAG_CBOR, Link, compute_link, link_str, parse_cid_bytes
+from ipldwrite.ipld import DAG_CBOR, Link, compute_link, link_str, parse_cid_bytes, to_link
 
 EMPTY_RAW = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
@@ -244,3 +246,35 @@ def test_ipfsspec_reads_the_unixfs_view(served: Any, monkeypatch: pytest.MonkeyP
     xr.testing.assert_identical(theirs.load(), open_ipld_zarr(root, blocks).load())
     del theirs, fs
     gc.collect()
+
+
+def test_the_serve_command(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    root = to_ipld_zarr(dataset(1), tmp_path / "blocks")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "ipldwrite"), "serve", str(tmp_path / "blocks")]
+    server = subprocess.Popen(
+        [*command, "--port", str(port)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/ipfs/{root}"
+        for _ in range(100):
+            try:
+                answer = httpx.get(url, params={"format": "raw"})
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        assert answer.status_code == 200
+        assert answer.content == DirectoryBlockstore(tmp_path / "blocks").get(to_link(root))
+        assert httpx.get(url, params={"format": "car"}).status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        assert server.stderr is not None
+        server.stderr.close()
