@@ -273,3 +273,31 @@ def test_ingest_into_the_node_from_the_cli(ipfs_node: IpfsNode, tmp_path: Path) 
     root = into_node.output.strip()
     KuboBlockstore(ipfs_node.api).pin(root)
     xr.testing.assert_identical(open_ipld_zarr(root, ipfs_node.api).load(), ds)
+
+
+def test_threads_racing_on_a_fresh_store_share_one_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ipldwrite.blockstore import _network
+
+    made: list[object] = []
+    real = _network.HttpSession
+
+    def counted(**kwargs: Any) -> Any:
+        made.append(1)
+        time.sleep(0.05)  # widen the window a racing thread would slip through
+        return real(**kwargs)
+
+    monkeypatch.setattr(_network, "HttpSession", counted)
+    data = b"shared"
+    store = KuboBlockstore(
+        "http://127.0.0.1:9",
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, content=data)),
+    )
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda _: store.get(compute_link(data)), range(32)))
+    assert got == [data] * 32
+    assert len(made) == 1
+    store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -47,20 +48,27 @@ class NetworkBlockstore(Blockstore):
         self.transport = transport
         self.cache = BlockCache(cache_bytes)
         self._http: HttpSession | None = None
+        self._session_lock = threading.Lock()
 
     @property
     def session(self) -> HttpSession:
         """This process's session (made on first use, and again after a fork)."""
         http = self._http
-        if http is None or not http.alive:
-            http = self._http = HttpSession(
-                headers=self.headers,
-                timeout=self.timeout,
-                retries=self.retries,
-                max_connections=self.max_connections,
-                transport=self.transport,
-            )
-        return http
+        if http is not None and http.alive:
+            return http
+        # One session per store and process: threads racing here must not make two, or a
+        # coroutine started on one session's loop would use the other's client.
+        with self._session_lock:
+            http = self._http
+            if http is None or not http.alive:
+                http = self._http = HttpSession(
+                    headers=self.headers,
+                    timeout=self.timeout,
+                    retries=self.retries,
+                    max_connections=self.max_connections,
+                    transport=self.transport,
+                )
+            return http
 
     @property
     def requests(self) -> int:
@@ -104,7 +112,9 @@ class NetworkBlockstore(Blockstore):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_http"] = None  # a live client never travels; the copy makes its own
+        del state["_session_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._session_lock = threading.Lock()
