@@ -10,6 +10,7 @@ final root of a write, never the partial datasets of its tasks.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -275,8 +276,6 @@ class KuboBlockstore(NetworkBlockstore):
 
 
 async def _gather(coros: Iterable[Any]) -> list[Any]:
-    import asyncio
-
     return list(await asyncio.gather(*coros))
 
 
