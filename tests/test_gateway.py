@@ -84,7 +84,10 @@ def test_missing_and_bad_requests(served: Any) -> None:
     cid = link_str(root)
     assert httpx.get(f"{server.url}/ipfs/{cid}?format=car&dag-scope=most").status_code == 400
     assert httpx.get(f"{server.url}/ipfs/{cid}/x?format=raw").status_code == 400
-    assert httpx.get(f"{server.url}/ipfs/{cid}?format=car&entity-bytes=0:9").status_code == 400
+    # entity-bytes on what is not a file is ignored: the entity of a DAG-CBOR node is itself
+    ranged = httpx.get(f"{server.url}/ipfs/{cid}?format=car&entity-bytes=0:9")
+    assert ranged.status_code == 200
+    assert car_links(ranged.content) == [root]
 
 
 def test_probe_paths() -> None:
@@ -278,3 +281,28 @@ def test_the_serve_command(tmp_path: Path) -> None:
         server.wait(timeout=30)
         assert server.stderr is not None
         server.stderr.close()
+
+
+def test_entity_bytes_sends_only_the_blocks_of_the_range() -> None:
+    from ipldwrite.unixfs import write_file
+
+    blocks = MemoryBlockstore()
+    data = np.random.default_rng(1).bytes(5 << 20)  # five distinct 1 MiB leaves, one node
+    file = write_file(data, blocks.put)
+    with GatewayServer(blocks) as server:
+        url = f"{server.url}/ipfs/{link_str(file)}"
+
+        def leaves(spec: str) -> list[Link]:
+            r = httpx.get(url, params={"format": "car", "entity-bytes": spec})
+            assert r.status_code == 200, r.text
+            got = car_links(r.content)
+            assert got[0] == file
+            return got[1:]
+
+        assert len(leaves("0:*")) == 5
+        assert len(leaves("0:10")) == 1
+        assert len(leaves("1048575:1048576")) == 2  # the last byte of one leaf, first of next
+        assert len(leaves("-10:*")) == 1
+        assert (
+            httpx.get(url, params={"format": "car", "entity-bytes": "9999999:*"}).status_code == 400
+        )

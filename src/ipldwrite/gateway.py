@@ -18,8 +18,9 @@ Beyond the trustless subset, two things clients need:
   reachable from the terminal block through DAG-CBOR blocks: all metadata nodes of a
   dataset in one response (see :mod:`ipldwrite.blockstore._gateway`).
 
-``entity-bytes`` is refused with 400 (not implemented): ranges of files are read with raw
-block requests instead. The server binds to 127.0.0.1 unless told otherwise.
+``entity-bytes=from:to`` on a UnixFS file sends only the blocks that hold those bytes (and
+the file nodes above them); a range wholly past the end is a 400. The server binds to
+127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from ipldwrite.ipld import (
     to_link,
     varint,
 )
-from ipldwrite.unixfs import DataType, decode_node, iter_directory, read_file
+from ipldwrite.unixfs import DataType, decode_node, file_size, iter_directory, read_file
 
 __all__ = ["GatewayServer", "serve"]
 
@@ -132,14 +133,69 @@ class GatewayRequests:
         return trail, recorder.read
 
     def car_blocks(
-        self, terminal: Link, proof: dict[bytes, bytes], scope: str, walk: bool
+        self,
+        terminal: Link,
+        proof: dict[bytes, bytes],
+        scope: str,
+        walk: bool,
+        byte_range: tuple[int, int] | None = None,
     ) -> Iterator[tuple[Link, bytes]]:
         """The blocks of a CAR response, depth first, each once (identity CIDs never)."""
         seen: set[bytes] = set()
         for raw, data in proof.items():
             seen.add(raw)
             yield Link(raw), data
+        if byte_range is not None:
+            yield from self._file_range(terminal, *byte_range, seen)
+            return
         yield from self._walk(terminal, seen, scope, walk)
+
+    def entity_range(self, terminal: Link, spec: str) -> tuple[int, int] | None:
+        """``entity-bytes=from:to`` as inclusive offsets in the UnixFS file ``terminal``;
+        None when ``terminal`` is not a file (the parameter is then ignored)."""
+        codec = _codec(terminal)
+        if codec == DAG_PB:
+            _, meta = decode_node(terminal, self.blockstore.get(terminal))
+            if meta.type not in (DataType.FILE, DataType.RAW):
+                return None
+        elif codec != RAW:
+            return None
+        first, sep, last = spec.partition(":")
+        try:
+            lo, hi = int(first), None if last == "*" else int(last)
+        except ValueError:
+            raise _Refused(HTTPStatus.BAD_REQUEST, f"entity-bytes={spec!r}: from:to") from None
+        if not sep:
+            raise _Refused(HTTPStatus.BAD_REQUEST, f"entity-bytes={spec!r}: from:to")
+        size = file_size(terminal, self.blockstore.get)
+        lo = lo if lo >= 0 else max(0, size + lo)
+        hi = size - 1 if hi is None else (hi if hi >= 0 else size + hi)
+        if size and lo >= size:
+            raise _Refused(
+                HTTPStatus.BAD_REQUEST, f"entity-bytes={spec!r} is past the end ({size} bytes)"
+            )
+        return lo, min(hi, size - 1)
+
+    def _file_range(
+        self, link: Link, lo: int, hi: int, seen: set[bytes]
+    ) -> Iterator[tuple[Link, bytes]]:
+        """The blocks of file ``link`` that hold bytes ``lo..hi`` (inclusive, relative to
+        this node), parents first; an empty range gives the node alone."""
+        data = self.blockstore.get(link)
+        if link.cid_bytes not in seen:
+            seen.add(link.cid_bytes)
+            yield link, data
+        if _codec(link) != DAG_PB or hi < lo:
+            return
+        node, meta = decode_node(link, data)
+        offset = len(meta.data or b"")
+        for child, size in zip(node.links, meta.blocksizes, strict=True):
+            start, end = offset, offset + size - 1
+            if size and start <= hi and end >= lo:
+                yield from self._file_range(
+                    child.hash, max(lo, start) - start, min(hi, end) - start, seen
+                )
+            offset += size
 
     def _walk(
         self, terminal: Link, seen: set[bytes], scope: str, walk: bool
@@ -220,8 +276,6 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(HTTPStatus.BAD_REQUEST, f"{parts[2]!r} is not a CID: {exc}") from None
         segments = [p for p in parts[3:] if p]
         kind = self._format(query)
-        if "entity-bytes" in query:
-            raise _Refused(HTTPStatus.BAD_REQUEST, "entity-bytes is not supported here")
         if kind == "raw":
             if segments:
                 raise _Refused(HTTPStatus.BAD_REQUEST, "raw blocks are served by CID only")
@@ -274,13 +328,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(HTTPStatus.BAD_REQUEST, "only CARv1 with dups=n is served")
         walk = query.get(WALK_PARAMETER) == "dag-cbor"
         trail, proof = self.requests.resolve(root, segments)
+        byte_range = None
+        if "entity-bytes" in query:  # implies dag-scope=entity
+            scope = "entity"
+            byte_range = self.requests.entity_range(trail[-1], query["entity-bytes"])
         path = "".join(f"/{s}" for s in segments)
         cid = link_str(root)
         self.send_response(HTTPStatus.OK)
         self._common(
             root,
             path,
-            f"{cid}{path}.car.{scope}{'.walk' if walk else ''}",
+            f"{cid}{path}.car.{scope}{'.walk' if walk else ''}"
+            + (f".{byte_range[0]}-{byte_range[1]}" if byte_range else ""),
             f"{CAR_TYPE};version=1;order=dfs;dups=n",
             f"{cid}.car",
         )
@@ -291,7 +350,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._chunk(encode_v1_header([root]))
         try:
-            for link, data in self.requests.car_blocks(trail[-1], proof, scope, walk):
+            blocks = self.requests.car_blocks(trail[-1], proof, scope, walk, byte_range)
+            for link, data in blocks:
                 if _is_identity(link):
                     continue
                 self._chunk(varint(len(link.cid_bytes) + len(data)) + link.cid_bytes + data)
