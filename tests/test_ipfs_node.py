@@ -301,3 +301,23 @@ def test_threads_racing_on_a_fresh_store_share_one_session(
     assert got == [data] * 32
     assert len(made) == 1
     store.close()
+
+
+def test_headers_go_with_every_request() -> None:
+    seen: list[str | None] = []
+    data = b"authorised"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, content=data)
+
+    store = KuboBlockstore(
+        "http://127.0.0.1:9",
+        headers={"Authorization": "Bearer secret"},
+        transport=httpx.MockTransport(handler),
+    )
+    assert store.get(compute_link(data)) == data
+    plain = KuboBlockstore("http://127.0.0.1:9", headers={"Authorization": "Bearer secret"})
+    assert pickle.loads(pickle.dumps(plain)).headers == {"Authorization": "Bearer secret"}
+    assert seen == ["Bearer secret"]
+    store.close()
