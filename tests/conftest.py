@@ -18,6 +18,8 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=15, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
+from ipfs_node import ipfs_node  # noqa: E402,F401 -- the session fixture of a real IPFS node
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 JS_MODULES = Path(__file__).resolve().parents[1] / "js" / "node_modules"
 

@@ -33,6 +33,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -155,6 +156,24 @@ def test_runnable_blocks_say_python_or_bash() -> None:
             assert m["lang"] not in ("sh", "shell", "console", "py", "pycon", "python3"), (
                 f"{doc.name}: fence it as ```bash or ```python, so the tests run it"
             )
+
+
+NODE_FENCE = re.compile(r"^```python node\n(.*?)^```", re.MULTILINE | re.DOTALL)
+NODE_BLOCKS = [
+    (f"{doc.name}#node{n}", m.group(1))
+    for doc in DOCS
+    for n, m in enumerate(NODE_FENCE.finditer(doc.read_text()))
+]
+
+
+@pytest.mark.parametrize(("where", "code"), NODE_BLOCKS, ids=[w for w, _ in NODE_BLOCKS])
+def test_node_examples_run(
+    where: str, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ipfs_node: Any
+) -> None:
+    """Examples fenced ```python node``` need an IPFS node: the test fixture's, on its port."""
+    monkeypatch.chdir(tmp_path)
+    code = code.replace("http://127.0.0.1:5001", ipfs_node.api)
+    exec(compile(code, where, "exec"), {"__name__": "__doc_example__"})
 
 
 def test_readme_commands_match_ci() -> None:

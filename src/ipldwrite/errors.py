@@ -19,6 +19,8 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     ├── UnsafeBlockstoreError      (ValueError)  a blockstore that workers in other processes
     │                                            cannot reach
     ├── UnsupportedBlockstoreError (ValueError)  a blockstore URL no installed backend serves
+    ├── RemoteError                (OSError)     an IPFS node or gateway answered with an error,
+    │                                            or a CID other than ours, or not at all
     ├── ChunkAlignmentError        (ValueError)  Dask chunks that straddle zarr chunks
     ├── MergeConflictError         (ValueError)  two partial datasets disagree
     └── IncompatibleDatasetsError  (ValueError)  datasets that cannot be joined as asked
@@ -43,6 +45,7 @@ __all__ = [
     "IpldWriteError",
     "MergeConflictError",
     "ReadOnlyError",
+    "RemoteError",
     "TimestampedCodecWarning",
     "TruncatedCarError",
     "UnsafeBlockstoreError",
@@ -125,6 +128,18 @@ class UnsupportedBlockstoreError(IpldWriteError, ValueError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
         self.url = url
+
+
+class RemoteError(IpldWriteError, OSError):
+    """An IPFS node or gateway failed a request (``url``; ``status`` when it answered)."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ChunkAlignmentError(IpldWriteError, ValueError):

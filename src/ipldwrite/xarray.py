@@ -295,6 +295,10 @@ def _root_cid(value: Any) -> CID:
 def _root_from(value: object) -> Link:
     if isinstance(value, str):
         text = value.strip()
+        if os.path.dirname(text) == os.getcwd() and not os.path.exists(text):
+            # xarray.open_mfdataset makes every string a path (os.path.abspath): a bare
+            # CID arrives as <cwd>/<cid>. Take the CID back; `ipfs://<cid>` never changes.
+            text = os.path.basename(text)
         for prefix in ("ipfs://", "/ipfs/"):
             if text.startswith(prefix):
                 text = text[len(prefix) :]

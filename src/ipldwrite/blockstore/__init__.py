@@ -1,4 +1,10 @@
-"""Where blocks live: one small contract (get / put / has / size) and thin backends."""
+"""Where blocks live: one small contract (get / put / has / size) and thin backends.
+
+The IPFS backends (:class:`KuboBlockstore`, :class:`GatewayBlockstore`) need the ``ipfs``
+extra (an HTTP client) and are imported on first use.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from ipldwrite.blockstore._base import (
     DEFAULT_MAX_BLOCK_SIZE,
@@ -10,6 +16,7 @@ from ipldwrite.blockstore._base import (
     Blockstore,
     check_block_limit,
 )
+from ipldwrite.blockstore._cache import DEFAULT_CACHE_BYTES, BlockCache
 from ipldwrite.blockstore._car import CarBlockstore
 from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._counting import CountingBlockstore
@@ -24,11 +31,17 @@ from ipldwrite.blockstore._resolve import (
 )
 from ipldwrite.blockstore._taskcar import TaskBuffer, TaskCarBlockstore
 
+if TYPE_CHECKING:
+    from ipldwrite.blockstore._gateway import GatewayBlockstore
+    from ipldwrite.blockstore._kubo import KuboBlockstore
+
 __all__ = [
     "DEFAULT_BLOCKSTORE_PATH",
+    "DEFAULT_CACHE_BYTES",
     "DEFAULT_MAX_BLOCK_SIZE",
     "HARD_MAX_BLOCK_SIZE",
     "MIN_MAX_BLOCK_SIZE",
+    "BlockCache",
     "BlockData",
     "BlockGetter",
     "BlockPutter",
@@ -38,6 +51,8 @@ __all__ = [
     "CarSetBlockstore",
     "CountingBlockstore",
     "DirectoryBlockstore",
+    "GatewayBlockstore",
+    "KuboBlockstore",
     "MemoryBlockstore",
     "TaskBuffer",
     "TaskCarBlockstore",
@@ -46,3 +61,15 @@ __all__ = [
     "register_scheme",
     "resolve_blockstore",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "KuboBlockstore":
+        from ipldwrite.blockstore._kubo import KuboBlockstore
+
+        return KuboBlockstore
+    if name == "GatewayBlockstore":
+        from ipldwrite.blockstore._gateway import GatewayBlockstore
+
+        return GatewayBlockstore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -163,6 +163,13 @@ class Blockstore(ABC):
 
     def put_block(self, link: Link, data: BlockData) -> None:
         """Store a block whose link the caller computed (verified when ``verify`` is set)."""
+        self.check_put(link, data)
+        self._put(link, data)
+
+    def check_put(self, link: Link, data: BlockData) -> None:
+        """What :meth:`put_block` checks before storing: writable, within the size limit,
+        and (with ``verify``) hashing to ``link``. Backends that send blocks in batches
+        check them all before sending any."""
         self._check_writable()
         if len(data) > self.max_block_size:
             raise BlockTooLargeError(
@@ -173,7 +180,6 @@ class Blockstore(ABC):
             )
         if self.verify:
             _verify(link, data)
-        self._put(link, data)
 
     def has(self, link: Link) -> bool:
         return self._has(link)

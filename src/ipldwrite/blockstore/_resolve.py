@@ -50,12 +50,44 @@ _EXTRAS: dict[str, str] = {
     "http": "ipfs",
     "https": "ipfs",
     "ipfs": "ipfs",
+    "gateway+http": "ipfs",
+    "gateway+https": "ipfs",
 }
+
+
+def _ipfs_backend(kind: str) -> Callable[..., Blockstore]:
+    """The factory of an IPFS backend, imported on first use: they need the ``ipfs`` extra."""
+
+    def make(url: str, **options: Any) -> Blockstore:
+        try:
+            if kind == "gateway":
+                from ipldwrite.blockstore._gateway import GatewayBlockstore
+
+                return GatewayBlockstore(url[len("gateway+") :], **options)
+            from ipldwrite.blockstore._kubo import KuboBlockstore
+
+            return KuboBlockstore(url, **options)
+        except ImportError as exc:
+            raise UnsupportedBlockstoreError(
+                f"{url!r} needs an HTTP client that is not installed ({exc}); install it with "
+                "`pip install 'ipldwrite[ipfs]'`. URLs are never taken for local paths.",
+                url=url,
+            ) from None
+
+    return make
 
 
 def register_scheme(scheme: str, factory: Callable[..., Blockstore]) -> None:
     """Serve ``scheme://`` blockstore URLs with ``factory(url, **options)``."""
     _SCHEMES[scheme.lower()] = factory
+
+
+# An IPFS node's RPC API is a plain http(s):// URL (what Kubo prints as "RPC API server
+# listening on"); a trustless gateway is marked, since both are HTTP and only the user knows
+# which one a URL points at: "gateway+http://127.0.0.1:8080".
+for _scheme in ("http", "https"):
+    register_scheme(_scheme, _ipfs_backend("rpc"))
+    register_scheme(f"gateway+{_scheme}", _ipfs_backend("gateway"))
 
 
 def default_blockstore() -> DirectoryBlockstore:

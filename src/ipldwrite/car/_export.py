@@ -278,9 +278,12 @@ def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> CID:
                 )
         # Second pass: the file was sound a moment ago; check the hashes again all the same,
         # since put_block trusts its caller and the file could have changed in between.
+        # Through the per-task hook: a network blockstore batches the upload.
+        task = blockstore.open_task()
         for link, data in _checked(f, layout, name):
             if multihash_of(link)[0] != IDENTITY:
-                blockstore.put_block(link, data)
+                task.put_block(link, data)
+        blockstore.finish_task(task, layout.roots[0])
     log.info("imported %s into %r", name, blockstore)
     return to_cid(layout.roots[0])
 

@@ -33,8 +33,9 @@ def blockstore_option[F: Callable[..., Any]](func: F) -> F:
         "-b",
         envvar="IPLDWRITE_BLOCKSTORE",
         default=None,
-        metavar="PATH",
-        help="Blockstore directory, or a .car file to read from "
+        metavar="PATH|URL",
+        help="Blockstore directory, a .car file to read from, an IPFS node's RPC API "
+        "(http://127.0.0.1:5001) or a gateway (gateway+http://…) "
         "(default: $IPLDWRITE_BLOCKSTORE or ~/.cache/ipldwrite/blocks).",
     )(func)
 
