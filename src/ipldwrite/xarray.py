@@ -292,18 +292,25 @@ def _root_cid(value: Any) -> CID:
     return to_cid(Link(bytes(np.asarray(value, dtype=object).item())))
 
 
+def _address(value: object) -> tuple[Link, str]:
+    """The root and the path inside it of what users pass: a CID, ``<cid>/<path>``,
+    ``ipfs://<cid>/<path>`` or ``/ipfs/<cid>/<path>``."""
+    if not isinstance(value, str):
+        return to_link(value), ""
+    text = value.strip()
+    cwd = os.getcwd() + os.sep
+    if text.startswith(cwd) and not os.path.exists(text):
+        # xarray.open_mfdataset makes every string a path (os.path.abspath): a bare CID
+        # arrives as <cwd>/<cid>. Take the CID back; `ipfs://<cid>` never changes.
+        text = text[len(cwd) :]
+    for prefix in ("ipfs://", "/ipfs/"):
+        text = text.removeprefix(prefix)
+    root, _, inside = text.partition("/")
+    return to_link(root), inside.strip("/")
+
+
 def _root_from(value: object) -> Link:
-    if isinstance(value, str):
-        text = value.strip()
-        if os.path.dirname(text) == os.getcwd() and not os.path.exists(text):
-            # xarray.open_mfdataset makes every string a path (os.path.abspath): a bare
-            # CID arrives as <cwd>/<cid>. Take the CID back; `ipfs://<cid>` never changes.
-            text = os.path.basename(text)
-        for prefix in ("ipfs://", "/ipfs/"):
-            if text.startswith(prefix):
-                text = text[len(prefix) :]
-        return to_link(text.split("/")[0])
-    return to_link(value)
+    return _address(value)[0]
 
 
 #: open_zarr arguments whose value is fixed here: accepted with that value, else refused.
@@ -329,11 +336,9 @@ def _open_args(store: IPLDStore, cid: object, group: str | None, kwargs: dict[st
     for name, why in _REFUSED_OPEN_ARGS.items():
         if name in kwargs:
             raise TypeError(f"open_ipld_zarr does not take {name}= ({why})")
-    inside = (
-        cid.strip().removeprefix("ipfs://").removeprefix("/ipfs/") if isinstance(cid, str) else ""
-    )
-    path = "/".join(p for p in [*inside.split("/")[1:], *(group or "").split("/")] if p)
-    if not inside.strip("/").count("/"):
+    inside = _address(cid)[1]
+    path = "/".join(p for p in [*inside.split("/"), *(group or "").split("/")] if p)
+    if not inside:
         return dict(group=group, consolidated=False, zarr_format=3, **kwargs)
     meta = store.get_sync(f"{path}/zarr.json")
     kind = json.loads(meta.to_bytes()).get("node_type") if meta is not None else None

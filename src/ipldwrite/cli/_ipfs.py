@@ -50,10 +50,10 @@ def push_cmd(
     """Copy the DAG under ROOT from --blockstore into the IPFS node at URL, and pin it."""
     from ipldwrite.blockstore import KuboBlockstore, resolve_blockstore
 
+    source = open_blockstore(blockstore)
     node = resolve_blockstore(to)
     if not isinstance(node, KuboBlockstore):
         raise click.BadParameter(f"{to!r} is not an IPFS node's RPC API URL", param_hint="--to")
-    source = open_blockstore(blockstore)
     started = time.perf_counter()
     if mode == "car":
         from ipldwrite.car import export_car
