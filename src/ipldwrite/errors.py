@@ -64,11 +64,13 @@ class CodecError(IpldWriteError, ValueError):
 
 
 class BlockError(IpldWriteError):
-    """A problem with one block; ``cid`` names it."""
+    """A problem with one block; ``cid`` names it, and ``key`` the zarr key whose read
+    needed it (when a zarr store read it)."""
 
-    def __init__(self, message: str, cid: object = None) -> None:
+    def __init__(self, message: str, cid: object = None, key: str | None = None) -> None:
         super().__init__(message)
         self.cid = cid
+        self.key = key
 
     def __str__(self) -> str:
         return str(self.args[0])
