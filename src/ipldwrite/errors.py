@@ -14,7 +14,7 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     │   └── TruncatedCarError                    the file ends inside a header or section
     ├── FormatError                (ValueError)  a DAG or key space that is not zarr-on-IPLD
     │   └── UnsafeEntryNameError                 a UnixFS entry name that could leave its
-    │                                            directory ('/', '.', '..', empty)
+    │                                            directory ('/', NUL, '.', '..', empty)
     ├── ReadOnlyError              (PermissionError)
     ├── UnsafeBlockstoreError      (ValueError)  a blockstore that workers in other processes
     │                                            cannot reach
@@ -106,7 +106,7 @@ class FormatError(IpldWriteError, ValueError):
 
 
 class UnsafeEntryNameError(FormatError):
-    """A UnixFS directory entry whose name contains ``/`` or is ``.``, ``..`` or empty.
+    """A UnixFS directory entry whose name contains ``/`` or NUL, or is ``.``, ``..`` or empty.
 
     Unpacking such an entry could write outside the target directory; the error names the
     directory's CID and the name.
