@@ -12,7 +12,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from ipldwrite.audit import gc, repair, verify
-from ipldwrite.blockstore import Blockstore, CarBlockstore, DirectoryBlockstore
+from ipldwrite.blockstore import Blockstore, CarBlockstore, DirectoryBlockstore, MemoryBlockstore
 from ipldwrite.car import export_car, import_car
 from ipldwrite.cli import main
 from ipldwrite.errors import BlockNotFoundError, CorruptBlockError
@@ -149,12 +149,19 @@ def test_repair_from_a_car_replaces_missing_and_corrupt_blocks(tmp_path: Path) -
 
 def test_repair_reports_what_the_source_lacks_and_refuses_bad_copies(tmp_path: Path) -> None:
     store, root = write(tmp_path / "bs")
-    other = DirectoryBlockstore(tmp_path / "other")  # holds none of the blocks
-    victim = chunk_files(store)[0]
-    victim.unlink()
-    report = repair(root, store, other)
+    lacking = DirectoryBlockstore(tmp_path / "other")  # holds none of the blocks
+    lost, damaged = (
+        x for x in sorted(store.iter_links(), key=lambda x: x.cid_bytes) if x.cid_bytes[1] == RAW
+    )
+    store.remove(lost)
+    report = repair(root, store, lacking)
     assert not report.ok
     assert [p.kind for p in report.problems] == ["missing"]
+    liar = MemoryBlockstore(verify=False)  # serves wrong bytes under the right CID
+    liar._blocks[lost.cid_bytes] = store.get(damaged)
+    report = repair(root, store, liar)
+    assert [p.kind for p in report.problems] == ["missing"]
+    assert not store.has(lost)
 
 
 def test_cli_repair_then_verify_passes(tmp_path: Path) -> None:
