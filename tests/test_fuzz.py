@@ -163,3 +163,13 @@ def test_only_project_errors_are_allowed() -> None:
     assert isinstance(fuzz.check_one(fuzz.Target("t", boom, []), b""), IndexError)
     assert fuzz.check_one(fuzz.Target("t", decode, []), b"\xff") is None
     assert issubclass(CodecError, IpldWriteError)
+
+
+@pytest.mark.parametrize("shape", [[2, "mcon"], [2.5], ["4"], [True], [-1], 3])
+def test_an_array_shape_that_is_not_sizes_is_refused(shape: Any) -> None:
+    doc = {
+        "shape": shape,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [2]}},
+    }
+    with pytest.raises(FormatError, match="not a list of sizes"):
+        ChunkKeys.from_doc(doc, "a")

@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from numbers import Integral
 from typing import Any
 
 from ipldwrite.errors import FormatError
@@ -157,6 +158,19 @@ def render_zarr_json(doc: dict[str, Any], order: list[str] | None = None) -> byt
 _INT = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
+def _sizes(value: Any, path: str, what: str) -> tuple[int, ...]:
+    # Integers only: int() would take "5" or 2.7, and raise ValueError on "abc" (found by
+    # scripts/fuzz.py).
+    sizes = (
+        [int(v) for v in value if not isinstance(v, bool) and isinstance(v, Integral)]
+        if isinstance(value, list | tuple)
+        else None
+    )
+    if sizes is None or len(sizes) != len(value) or any(n < 0 for n in sizes):
+        raise FormatError(f"array {path!r}: {what} {value!r} is not a list of sizes")
+    return tuple(sizes)
+
+
 @dataclass(frozen=True, slots=True)
 class ChunkKeys:
     """The chunk grid of an array and the grammar of its chunk keys."""
@@ -169,14 +183,14 @@ class ChunkKeys:
     @staticmethod
     def from_doc(doc: dict[str, Any], path: str) -> ChunkKeys:
         try:
-            shape = tuple(int(s) for s in doc["shape"])
+            shape = _sizes(doc["shape"], path, "shape")
             grid = doc["chunk_grid"]
             if grid.get("name") != "regular":
                 raise FormatError(
                     f"array {path!r}: chunk grid {grid.get('name')!r} is not supported "
                     "(zarr-on-IPLD v1 stores regular chunk grids)"
                 )
-            chunk_shape = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
+            chunk_shape = _sizes(grid["configuration"]["chunk_shape"], path, "chunk shape")
             cke = doc.get("chunk_key_encoding", {"name": "default"})
             name = cke.get("name", "default")
             config = cke.get("configuration") or {}
