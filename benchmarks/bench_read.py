@@ -11,6 +11,8 @@ zarr's default codecs) is written both ways, in two chunkings:
 Rows: ``write`` (``to_ipld_zarr`` against ``to_zarr``, sequential, into empty directories),
 ``open`` (metadata only), ``full read`` (open + ``.load()``) and ``random access`` (single
 time steps ``ds.isel(time=i).load()`` at seeded random indices, dataset opened beforehand).
+A last table gives the cost of verified reads (every block re-hashed, the default) over
+``verify=False`` for the two read rows.
 Reads are warm-cache reads for both sides. Ratio = open_zarr's time / ours (> 1: ours
 faster).
 
@@ -132,6 +134,24 @@ def bench_variant(
         setup_b=opener(open_zarr),
     )
 
+    # What checking every block against its CID (the default) costs: the same reads with
+    # verify=False, the opt-out for a trusted store.
+    def open_unverified() -> xr.Dataset:
+        return open_ipld_zarr(root, DirectoryBlockstore(blocks_path, create=False, verify=False))
+
+    verify_cost = {
+        "full read": measure_pair(
+            lambda: open_ours().load(), lambda: open_unverified().load(), repeat=repeat
+        ),
+        "random access": measure_pair(
+            random_access,
+            random_access,
+            repeat=repeat,
+            setup_a=opener(open_ours),
+            setup_b=opener(open_unverified),
+        ),
+    }
+
     chunk_mb = int(np.prod(chunks)) * ds["t2m"].dtype.itemsize / 1e6
     label = f"{'x'.join(map(str, chunks))} ({chunk_mb:.2f} MB chunks)"
     rows = []
@@ -158,6 +178,16 @@ def bench_variant(
         "zarr_files": file_count(zarr_path),
         "random_access_steps": steps,
         "same_data_read_back": same,
+        "verify_cost": [
+            {
+                "operation": operation,
+                "verified": on.to_json(),
+                "unverified": off.to_json(),
+                "cost_best": on.best / off.best - 1,
+                "cost_median": on.median / off.median - 1,
+            }
+            for operation, (on, off) in verify_cost.items()
+        ],
     }
     return rows, info
 
@@ -242,6 +272,24 @@ def main() -> None:
             ]
             for i in infos
         ],
+    )
+    print_table(
+        "Cost of verified reads (the default) over verify=False (seconds)",
+        ["variant", "operation", "verified best", "median", "unverified best", "median", "cost"],
+        [
+            [
+                i["variant"],
+                c["operation"],
+                f"{c['verified']['best_s']:.3f}",
+                f"{c['verified']['median_s']:.3f}",
+                f"{c['unverified']['best_s']:.3f}",
+                f"{c['unverified']['median_s']:.3f}",
+                f"{c['cost_best']:+.1%}",
+            ]
+            for i in infos
+            for c in i["verify_cost"]
+        ],
+        align="llrrrrr",
     )
     write_results(
         args,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ipldwrite.blockstore import DirectoryBlockstore
-from ipldwrite.ipld import RAW, Link
+from ipldwrite.ipld import DAG_CBOR, RAW, Link
 
 
 def fail_once(
@@ -48,3 +49,22 @@ def worker_pids() -> int:
 
 def as_float(block: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.asarray(block)
+
+
+class DyingMergeBlockstore(DirectoryBlockstore):
+    """Kills its worker process hard while a merge task writes its nodes, once."""
+
+    def __init__(self, path: str, marker: str, merging: bool = False) -> None:
+        super().__init__(path)
+        self.marker = marker
+        self.merging = merging
+
+    def open_task(self, inputs: Sequence[Link] = ()) -> DirectoryBlockstore:
+        # A merge task names the partial roots it reads; a write task names none.
+        return DyingMergeBlockstore(str(self.path), self.marker, merging=bool(inputs))
+
+    def _put(self, link: Link, data: bytes) -> None:
+        if self.merging and link.cid_bytes[1] == DAG_CBOR and not os.path.exists(self.marker):
+            Path(self.marker).touch()
+            os._exit(1)
+        super()._put(link, data)

@@ -7,14 +7,15 @@ missing or corrupt block can be traced to the variable and chunk it belongs to.
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from ipldwrite.blockstore import Blockstore
+from ipldwrite.blockstore import BlockGetter, Blockstore
 from ipldwrite.errors import BlockNotFoundError, CodecError, CorruptBlockError, InvalidCIDError
 from ipldwrite.ipld import (
     DAG_CBOR,
@@ -26,13 +27,24 @@ from ipldwrite.ipld import (
     digest_of,
     encode,
     link_str,
+    links_of,
     parse_cid_bytes,
     to_link,
 )
 
 log = logging.getLogger("ipldwrite.audit")
 
-__all__ = ["DagStats", "Problem", "VerifyReport", "stat", "verify"]
+__all__ = [
+    "DagStats",
+    "GcReport",
+    "Problem",
+    "RepairReport",
+    "VerifyReport",
+    "gc",
+    "repair",
+    "stat",
+    "verify",
+]
 
 
 @dataclass(frozen=True)
@@ -86,8 +98,41 @@ def _children(link: Link, data: bytes, value: Any) -> Iterator[tuple[str, Link]]
                 stack.extend((f"{prefix}/[{i}]", v) for i, v in reversed(list(enumerate(item))))
 
 
+#: Supplies a good copy of a missing or corrupt block (repair), or None.
+Fix = Callable[[Link], bytes | None]
+
+
+def _read(
+    blockstore: Blockstore, link: Link, shown: str, check: bool, fix: Fix | None
+) -> bytes | Problem:
+    """The block's sound bytes, or the problem with it (after trying ``fix``)."""
+    try:
+        parts = parse_cid_bytes(link.cid_bytes)
+    except InvalidCIDError as exc:
+        return Problem("invalid", link.cid_bytes.hex(), shown, str(exc))
+    try:
+        data = blockstore.get(link)
+    except BlockNotFoundError:
+        problem = Problem("missing", link_str(link), shown)
+    except CorruptBlockError:  # a blockstore that verifies on read found it first
+        problem = Problem("corrupt", link_str(link), shown, "hash mismatch")
+    else:
+        # get() has already hashed it when the blockstore verifies.
+        if not check or blockstore.verify or digest_of(parts.hash_code, data) == parts.digest:
+            return data
+        problem = Problem("corrupt", link_str(link), shown, "hash mismatch")
+    good = fix(link) if fix is not None else None
+    return problem if good is None else good
+
+
 def _walk(
-    blockstore: Blockstore, root: Link, *, check: bool, progress: bool, report: VerifyReport
+    blockstore: Blockstore,
+    root: Link,
+    *,
+    check: bool,
+    progress: bool,
+    report: VerifyReport,
+    fix: Fix | None = None,
 ) -> Iterator[tuple[Link, bytes, str, int]]:
     """Yield (link, data, path, depth) for each reachable block, once."""
     seen: set[bytes] = set()
@@ -99,25 +144,15 @@ def _walk(
             continue
         seen.add(link.cid_bytes)
         shown = path or "/"
-        try:
-            parts = parse_cid_bytes(link.cid_bytes)
-            data = blockstore.get(link)
-        except InvalidCIDError as exc:
-            report.problems.append(Problem("invalid", link.cid_bytes.hex(), shown, str(exc)))
-            continue
-        except BlockNotFoundError:
-            report.problems.append(Problem("missing", link_str(link), shown))
-            continue
-        except CorruptBlockError:  # a blockstore that verifies on read found it first
-            report.problems.append(Problem("corrupt", link_str(link), shown, "hash mismatch"))
+        data = _read(blockstore, link, shown, check, fix)
+        if isinstance(data, Problem):
+            report.problems.append(data)
             continue
         bar.update()
-        if check and digest_of(parts.hash_code, data) != parts.digest:
-            report.problems.append(Problem("corrupt", link_str(link), shown, "hash mismatch"))
-            continue
+        codec = parse_cid_bytes(link.cid_bytes).codec
         value: Any = None
         try:
-            if parts.codec == DAG_CBOR:
+            if codec == DAG_CBOR:
                 value = decode(data, what=f"block {link_str(link)}")
                 check_links(value)
                 if check and encode(value) != data:
@@ -145,6 +180,128 @@ def verify(root: object, blockstore: Blockstore, *, progress: bool = False) -> V
     log.info(
         "verified %s: %d blocks, %d problems", report.root, report.blocks, len(report.problems)
     )
+    return report
+
+
+@dataclass
+class RepairReport:
+    """What :func:`repair` did: the blocks it replaced, and the problems left."""
+
+    root: str
+    blocks: int = 0
+    repaired: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "ok": self.ok,
+            "blocks": self.blocks,
+            "repaired": [vars(p) for p in self.repaired],
+            "problems": [vars(p) for p in self.problems],
+        }
+
+
+def repair(
+    root: object, blockstore: Blockstore, source: BlockGetter, *, progress: bool = False
+) -> RepairReport:
+    """Walk the DAG under ``root`` like :func:`verify`, and replace every missing or
+    corrupt block with the copy ``source`` holds (a :class:`CarBlockstore` of a good CAR,
+    another blockstore). A copy is hashed before it is stored; what ``source`` lacks, or
+    holds damaged too, stays in ``problems``. Afterwards :func:`verify` passes when
+    ``problems`` is empty.
+    """
+    link = to_link(root)
+    result = RepairReport(link_str(link))
+    walked = VerifyReport(result.root)
+    replaced: set[bytes] = set()
+
+    def fix(bad: Link) -> bytes | None:
+        try:
+            data = source.get(bad)
+            blockstore.repair_block(bad, data)  # hashes data: a bad source is refused
+        except (BlockNotFoundError, CorruptBlockError):
+            return None
+        replaced.add(bad.cid_bytes)
+        return data
+
+    for block, _, shown, _ in _walk(
+        blockstore, link, check=True, progress=progress, report=walked, fix=fix
+    ):
+        result.blocks += 1
+        if block.cid_bytes in replaced:
+            result.repaired.append(Problem("repaired", link_str(block), shown))
+    result.problems = walked.problems
+    return result
+
+
+@dataclass
+class GcReport:
+    """Blocks of a listing blockstore that no given root reaches (:func:`gc`)."""
+
+    roots: list[str]
+    reachable: int = 0
+    orphans: list[Link] = field(default_factory=list)
+    orphan_bytes: int = 0
+    missing: list[str] = field(default_factory=list)  # reachable but absent: DAG damaged
+    deleted: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "roots": self.roots,
+            "reachable": self.reachable,
+            "orphans": [link_str(x) for x in self.orphans],
+            "orphan_bytes": self.orphan_bytes,
+            "missing": self.missing,
+            "deleted": self.deleted,
+        }
+
+
+def gc(roots: Iterable[object], blockstore: Blockstore, *, delete: bool = False) -> GcReport:
+    """Find the blocks no root in ``roots`` reaches (left by a crashed or abandoned write,
+    or by datasets no longer wanted); with ``delete=True`` remove them.
+
+    Raw blocks are never read (they link to nothing), so this costs one read per node.
+    Deleting refuses when a reachable block is missing (what hangs below it cannot be
+    told apart from garbage) and must not run while a writer uses the blockstore: the
+    blocks of a write in progress are orphans until it returns its root.
+    """
+    links = [to_link(r) for r in roots]
+    report = GcReport([link_str(x) for x in links])
+    if not blockstore.supports_listing:
+        raise io.UnsupportedOperation(f"{blockstore!r} cannot list its blocks; gc needs to")
+    live: set[bytes] = set()
+    stack = list(links)
+    while stack:
+        link = stack.pop()
+        if link.cid_bytes in live:
+            continue
+        live.add(link.cid_bytes)
+        if parse_cid_bytes(link.cid_bytes).codec not in (DAG_CBOR, DAG_PB):
+            continue
+        try:
+            stack.extend(links_of(link, blockstore.get(link)))
+        except (BlockNotFoundError, CorruptBlockError):
+            report.missing.append(link_str(link))
+    report.reachable = len(live)
+    report.orphans = [x for x in blockstore.iter_links() if x.cid_bytes not in live]
+    report.orphan_bytes = sum(blockstore.size(x) for x in report.orphans)
+    if delete:
+        remove = getattr(blockstore, "remove", None)
+        if remove is None:
+            raise io.UnsupportedOperation(f"{blockstore!r} cannot delete blocks")
+        if report.missing:
+            raise BlockNotFoundError(
+                f"not deleting: {len(report.missing)} reachable blocks are missing or corrupt "
+                f"(first: {report.missing[0]}), so what they link to cannot be told apart "
+                "from garbage. Run `ipldwrite repair` first.",
+                cid=None,
+            )
+        report.deleted = sum(1 for x in report.orphans if remove(x))
     return report
 
 

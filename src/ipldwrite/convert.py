@@ -29,6 +29,7 @@ from ipldwrite.dag import (
     render_zarr_json,
 )
 from ipldwrite.dag._chunks import UNIXFS_LEAF
+from ipldwrite.dag._tree import MAX_HIERARCHY_DEPTH, check_depth
 from ipldwrite.errors import FormatError
 from ipldwrite.ipld import (
     DAG_PB,
@@ -165,6 +166,9 @@ def from_unixfs(cid: CID | str | Link, blockstore: Blockstore) -> CID:
         path, directory, decoded = stack.pop()
         for name, child in iter_directory(directory, get, decoded=decoded):
             key = join_path(path, name)
+            # Chunk keys add at most 1 + 64 dimensions below the deepest node.
+            if key.count("/") > MAX_HIERARCHY_DEPTH + 65:
+                check_depth(key, where)
             # A raw block is a file and is not read; a dag-pb node is read once to learn
             # whether it is a directory (and then listed from the same decoding).
             node = _node(child, get)

@@ -14,7 +14,7 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     │   └── TruncatedCarError                    the file ends inside a header or section
     ├── FormatError                (ValueError)  a DAG or key space that is not zarr-on-IPLD
     │   └── UnsafeEntryNameError                 a UnixFS entry name that could leave its
-    │                                            directory ('/', '.', '..', empty)
+    │                                            directory ('/', NUL, '.', '..', empty)
     ├── ReadOnlyError              (PermissionError)
     ├── UnsafeBlockstoreError      (ValueError)  a blockstore that workers in other processes
     │                                            cannot reach
@@ -67,11 +67,13 @@ class CodecError(IpldWriteError, ValueError):
 
 
 class BlockError(IpldWriteError):
-    """A problem with one block; ``cid`` names it."""
+    """A problem with one block; ``cid`` names it, and ``key`` the zarr key whose read
+    needed it (when a zarr store read it)."""
 
-    def __init__(self, message: str, cid: object = None) -> None:
+    def __init__(self, message: str, cid: object = None, key: str | None = None) -> None:
         super().__init__(message)
         self.cid = cid
+        self.key = key
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -107,7 +109,7 @@ class FormatError(IpldWriteError, ValueError):
 
 
 class UnsafeEntryNameError(FormatError):
-    """A UnixFS directory entry whose name contains ``/`` or is ``.``, ``..`` or empty.
+    """A UnixFS directory entry whose name contains ``/`` or NUL, or is ``.``, ``..`` or empty.
 
     Unpacking such an entry could write outside the target directory; the error names the
     directory's CID and the name.

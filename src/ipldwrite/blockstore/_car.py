@@ -37,7 +37,7 @@ class CarBlockstore(Blockstore):
     shared_between_processes = True
     supports_listing = True
 
-    def __init__(self, path: str | os.PathLike[str], *, verify: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, verify: bool = True) -> None:
         self._init(Path(path).expanduser().absolute(), verify)
         self._open()  # a damaged file fails here, not at the first read
 

@@ -108,7 +108,7 @@ class CarSetBlockstore(Blockstore):
         self,
         cars: CarSource | Iterable[CarSource],
         *,
-        verify: bool = False,
+        verify: bool = True,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(verify=verify, read_only=True)

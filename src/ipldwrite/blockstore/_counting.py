@@ -54,6 +54,10 @@ class CountingBlockstore(Blockstore):
             self.writes[_kind(link)] += 1
         self.inner._put(link, data)
 
+    def _replace(self, link: Link, data: BlockData) -> None:
+        self.writes[_kind(link)] += 1
+        self.inner._replace(link, data)
+
     def _has(self, link: Link) -> bool:
         return self.inner._has(link)
 

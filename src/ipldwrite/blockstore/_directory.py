@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -12,7 +13,7 @@ from typing import Any
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.errors import FormatError, InvalidCIDError
-from ipldwrite.ipld import Link, link_from_bytes
+from ipldwrite.ipld import Link, link_from_bytes, link_str
 
 _MARKER = "ipldwrite-blockstore.json"
 _LAYOUT = {"format": "ipldwrite-blockstore", "version": 1, "layout": "next-to-last/2"}
@@ -97,8 +98,31 @@ class DirectoryBlockstore(Blockstore):
 
     def _put(self, link: Link, data: BlockData) -> None:
         shard, final = self._file(link)
-        if os.path.exists(final):  # content-addressed: the bytes there are these bytes
-            return
+        try:
+            # Content-addressed: a file of the right size holds these bytes, unless the disk
+            # damaged it. The size costs nothing over an existence check (one stat) and
+            # catches the damage a crash or a full disk leaves (0-byte or cut-short files);
+            # a same-size bit flip is caught on read (verify) and fixed by repair_block.
+            if os.stat(final).st_size == len(data):
+                return
+        except FileNotFoundError:
+            pass
+        self._write(shard, final, link, data)
+
+    def _replace(self, link: Link, data: BlockData) -> None:
+        self._write(*self._file(link), link, data)
+
+    def remove(self, link: Link) -> bool:
+        """Delete block ``link``'s file (for ``gc``: never while a writer may need it).
+        Returns False if it was absent."""
+        self._check_writable()
+        try:
+            os.unlink(self._file(link)[1])
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _write(self, shard: str, final: str, link: Link, data: BlockData) -> None:
         tmp = os.path.join(shard, f".{os.getpid()}-{threading.get_ident()}-{next(_counter)}.tmp")
         try:
             f = open(tmp, "wb")  # noqa: SIM115 -- closed by the with below
@@ -120,9 +144,18 @@ class DirectoryBlockstore(Blockstore):
                     f.flush()
                     os.fsync(f.fileno())
             os.replace(tmp, final)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+                # Nothing was renamed into place: the store holds no partial block and
+                # stays usable. Say which block and where, not only "No space left".
+                raise OSError(
+                    exc.errno,
+                    f"cannot write block {link_str(link)} into {self.path}: "
+                    f"{exc.strerror or exc}. No partial block was left; free space (or fix "
+                    "the device) and write again: blocks already stored are reused.",
+                ) from exc
             raise
 
     def _iter_links(self) -> Iterator[Link]:

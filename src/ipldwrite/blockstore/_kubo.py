@@ -23,7 +23,15 @@ from ipldwrite.blockstore._http import Unreachable
 from ipldwrite.blockstore._network import NetworkBlockstore
 from ipldwrite.car._format import write_car_blocks
 from ipldwrite.errors import BlockNotFoundError, RemoteError
-from ipldwrite.ipld import Link, codec_name, hash_name, link_str, parse_cid_bytes, to_link
+from ipldwrite.ipld import (
+    Link,
+    codec_name,
+    hash_name,
+    link_str,
+    parse_cid_bytes,
+    to_link,
+    verify_block,
+)
 
 __all__ = ["KuboBlockstore"]
 
@@ -296,6 +304,15 @@ class NodeTaskBuffer(Blockstore):
 
     def _has(self, link: Link) -> bool:
         return link.cid_bytes in self.blocks or self.node._has(link)
+
+    def repair_block(self, link: Link, data: BlockData) -> bool:
+        # The node hashes every block it receives and keeps only sound copies, so sending
+        # the block is the repair; reading the node's copy back first would cost a request.
+        verify_block(link, data)  # the data itself is always checked, as Blockstore's is
+        self._check_writable()
+        self._check_size(link, data)
+        self._put(link, data)
+        return True
 
     def _size(self, link: Link) -> int | None:
         data = self.blocks.get(link.cid_bytes)

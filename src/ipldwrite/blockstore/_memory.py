@@ -48,6 +48,9 @@ class MemoryBlockstore(Blockstore):
     def _put(self, link: Link, data: BlockData) -> None:
         self._blocks.setdefault(link.cid_bytes, bytes(data))
 
+    def _replace(self, link: Link, data: BlockData) -> None:
+        self._blocks[link.cid_bytes] = bytes(data)
+
     def _has(self, link: Link) -> bool:
         return link.cid_bytes in self._blocks
 

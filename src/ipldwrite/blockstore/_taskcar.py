@@ -120,7 +120,7 @@ class TaskCarBlockstore(Blockstore):
         url: str | os.PathLike[str],
         *,
         storage_options: dict[str, Any] | None = None,
-        verify: bool = False,
+        verify: bool = True,
         hasher: str = "sha2-256",
         max_block_size: int = 1 << 20,
         _context: Sequence[str] = (),

@@ -250,8 +250,9 @@ def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> CID:
 
     The whole file is read and every block's hash checked first, so a damaged CAR
     (:class:`CorruptBlockError`, :class:`TruncatedCarError`, :class:`CarError`, each naming
-    the byte offset) puts nothing. Then a second pass puts the blocks. Identity CIDs need no
-    storage and are skipped.
+    the byte offset) puts nothing. Then a second pass puts the blocks, replacing any stored
+    copy that is damaged (:meth:`Blockstore.repair_block`). Identity CIDs need no storage and
+    are skipped.
     """
     source = Path(path)
     name = str(source)
@@ -277,12 +278,13 @@ def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> CID:
                     cid=link,
                 )
         # Second pass: the file was sound a moment ago; check the hashes again all the same,
-        # since put_block trusts its caller and the file could have changed in between.
+        # since the file could have changed in between. repair_block also re-reads any copy
+        # the blockstore holds and replaces it if damaged: importing a good CAR repairs.
         # Through the per-task hook: a network blockstore batches the upload.
         task = blockstore.open_task()
         for link, data in _checked(f, layout, name):
             if multihash_of(link)[0] != IDENTITY:
-                task.put_block(link, data)
+                task.repair_block(link, data)
         blockstore.finish_task(task, layout.roots[0])
     log.info("imported %s into %r", name, blockstore)
     return to_cid(layout.roots[0])

@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from numbers import Integral
 from typing import Any
 
 from ipldwrite.errors import FormatError
@@ -30,8 +31,22 @@ _FLOAT_TAG = "$float"
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def to_ipld_value(value: Any, where: str = "") -> Any:
+#: Deepest nesting of lists and maps in zarr metadata, on write and on read: far beyond any
+#: real attribute, and well inside Python's recursion limit (a hostile node nested 10,000
+#: deep raised RecursionError before; found by scripts/fuzz.py).
+MAX_METADATA_DEPTH = 100
+
+
+def _too_deep(where: str) -> FormatError:
+    return FormatError(
+        f"{where or 'zarr metadata'}: lists and maps nested deeper than {MAX_METADATA_DEPTH}"
+    )
+
+
+def to_ipld_value(value: Any, where: str = "", depth: int = 0) -> Any:
     """A JSON value (as ``json.loads`` gives it) as IPLD data."""
+    if depth > MAX_METADATA_DEPTH:
+        raise _too_deep(where)
     if isinstance(value, float) and not math.isfinite(value):
         return {
             _FLOAT_TAG: "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
@@ -42,21 +57,23 @@ def to_ipld_value(value: Any, where: str = "") -> Any:
                 f"{where}: the map {{'$float': ...}} is reserved for NaN/Infinity in "
                 "zarr-on-IPLD metadata; rename that attribute key"
             )
-        return {str(k): to_ipld_value(v, where) for k, v in value.items()}
+        return {str(k): to_ipld_value(v, where, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [to_ipld_value(v, where) for v in value]
+        return [to_ipld_value(v, where, depth + 1) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         raise FormatError(f"{where}: integer {value} does not fit in 64 bits (DAG-CBOR's limit)")
     return value
 
 
-def from_ipld_value(value: Any) -> Any:
+def from_ipld_value(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_METADATA_DEPTH:
+        raise _too_deep("")
     if isinstance(value, dict):
         if len(value) == 1 and _FLOAT_TAG in value and value[_FLOAT_TAG] in _NONFINITE:
             return _NONFINITE[value[_FLOAT_TAG]]
-        return {k: from_ipld_value(v) for k, v in value.items()}
+        return {k: from_ipld_value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [from_ipld_value(v) for v in value]
+        return [from_ipld_value(v, depth + 1) for v in value]
     return value
 
 
@@ -127,13 +144,31 @@ def render_zarr_json(doc: dict[str, Any], order: list[str] | None = None) -> byt
     Going through zarr's metadata classes reproduces zarr's key order and formatting, so a
     dataset read back (or exported as UnixFS) has byte-identical zarr.json files.
     """
-    return _render_cached(
-        json.dumps(from_ipld_value(doc), sort_keys=True, allow_nan=True),
-        tuple(order) if order is not None else None,
+    try:
+        canonical = json.dumps(from_ipld_value(doc), sort_keys=True, allow_nan=True)
+    except TypeError as exc:
+        # DAG-CBOR has bytes and links, JSON has neither: a node holding them in its zarr
+        # document was not written from a zarr.json (found by scripts/fuzz.py).
+        raise FormatError(f"zarr metadata that JSON cannot represent: {exc}") from None
+    return _render_cached(canonical, tuple(order) if order is not None else None)
+
+
+# At most 20 digits: no chunk index reaches 2**64, and int() refuses strings of over 4300
+# digits with a ValueError (found by scripts/fuzz.py), so a hostile key must not get there.
+_INT = re.compile(r"0|[1-9][0-9]{0,19}")
+
+
+def _sizes(value: Any, path: str, what: str) -> tuple[int, ...]:
+    # Integers only: int() would take "5" or 2.7, and raise ValueError on "abc" (found by
+    # scripts/fuzz.py).
+    sizes = (
+        [int(v) for v in value if not isinstance(v, bool) and isinstance(v, Integral)]
+        if isinstance(value, list | tuple)
+        else None
     )
-
-
-_INT = re.compile(r"0|[1-9][0-9]*")
+    if sizes is None or len(sizes) != len(value) or any(n < 0 for n in sizes):
+        raise FormatError(f"array {path!r}: {what} {value!r} is not a list of sizes")
+    return tuple(sizes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +183,14 @@ class ChunkKeys:
     @staticmethod
     def from_doc(doc: dict[str, Any], path: str) -> ChunkKeys:
         try:
-            shape = tuple(int(s) for s in doc["shape"])
+            shape = _sizes(doc["shape"], path, "shape")
             grid = doc["chunk_grid"]
             if grid.get("name") != "regular":
                 raise FormatError(
                     f"array {path!r}: chunk grid {grid.get('name')!r} is not supported "
                     "(zarr-on-IPLD v1 stores regular chunk grids)"
                 )
-            chunk_shape = tuple(int(c) for c in grid["configuration"]["chunk_shape"])
+            chunk_shape = _sizes(grid["configuration"]["chunk_shape"], path, "chunk shape")
             cke = doc.get("chunk_key_encoding", {"name": "default"})
             name = cke.get("name", "default")
             config = cke.get("configuration") or {}
@@ -163,7 +198,13 @@ class ChunkKeys:
             raise FormatError(f"array {path!r}: incomplete zarr.json ({exc})") from None
         if name not in ("default", "v2"):
             raise FormatError(f"array {path!r}: unsupported chunk key encoding {name!r}")
+        if not isinstance(config, dict):
+            raise FormatError(f"array {path!r}: chunk key encoding configuration is not a map")
         separator = config.get("separator", "/" if name == "default" else ".")
+        if separator not in ("/", "."):  # the two the zarr v3 spec allows
+            raise FormatError(
+                f"array {path!r}: chunk key separator {separator!r} is not '/' or '.'"
+            )
         if len(shape) != len(chunk_shape) or any(c <= 0 for c in chunk_shape):
             raise FormatError(f"array {path!r}: chunk shape {chunk_shape} does not fit {shape}")
         return ChunkKeys(shape, chunk_shape, name, separator)

@@ -10,7 +10,28 @@ from ipldwrite.dag._nodes import ArrayNode, GroupNode, Node, check_member_name, 
 from ipldwrite.errors import FormatError
 from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode
 
-__all__ = ["DatasetReader", "join_path", "parent_of", "write_node", "write_tree"]
+__all__ = [
+    "MAX_HIERARCHY_DEPTH",
+    "DatasetReader",
+    "check_depth",
+    "join_path",
+    "parent_of",
+    "write_node",
+    "write_tree",
+]
+
+#: Deepest group/array path (in names) read or written. Real hierarchies are a few levels;
+#: a hostile DAG 10,000 groups deep cost quadratic time to write and overflowed Python's
+#: stack on export, so deeper ones are refused by name (docs/spec.md, Limits).
+MAX_HIERARCHY_DEPTH = 256
+
+
+def check_depth(path: str, where: object = "") -> None:
+    if path.count("/") >= MAX_HIERARCHY_DEPTH:
+        raise FormatError(
+            f"{where or 'the hierarchy'}: {path[:60]!r}… is nested deeper than "
+            f"{MAX_HIERARCHY_DEPTH} groups; zarr-on-IPLD refuses such hierarchies"
+        )
 
 
 def join_path(parent: str, name: str) -> str:
@@ -47,6 +68,7 @@ class DatasetReader:
         if path == "":
             node: Node | None = load_node(self.blockstore, self.root, "")
         else:
+            check_depth(path, LinkLabel("dataset ", self.root))
             parent_path, name = parent_of(path)
             parent = self.node(parent_path)
             link = parent.members.get(name) if isinstance(parent, GroupNode) else None
@@ -88,6 +110,7 @@ def write_tree(blockstore: Blockstore, nodes: Mapping[str, Node]) -> Link:
     """
     children: dict[str, dict[str, str]] = {"": {}}
     for node_path in nodes:
+        check_depth(node_path)
         path = node_path
         while path:
             parent, name = parent_of(path)

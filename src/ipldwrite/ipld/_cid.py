@@ -136,8 +136,8 @@ def verify_block(link: Link, data: bytes | memoryview) -> None:
     if digest_of(parts.hash_code, data) != parts.digest:
         raise CorruptBlockError(
             f"block {link_str(link)} is corrupt: its {len(data)} bytes hash to a different "
-            "digest. Restore the block from a good copy (another blockstore or a CAR) and run "
-            "`ipldwrite verify` again.",
+            "digest. Restore it from a good copy: `ipldwrite repair ROOT --from good.car` "
+            "(or `ipldwrite import-car good.car`), then `ipldwrite verify ROOT`.",
             cid=link,
         )
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from multiformats import CID
@@ -34,6 +35,7 @@ from ipldwrite.dag import (
     render_zarr_json,
     write_chunk,
 )
+from ipldwrite.errors import BlockError
 from ipldwrite.ipld import Link, link_str, to_cid, to_link
 
 __all__ = ["IPLDStore", "default_blockstore", "resolve_blockstore"]
@@ -100,6 +102,18 @@ class _View:
                     names.add(key[len(inner) :].split("/")[0])
             return names
         return set()
+
+
+@contextmanager
+def _needed_for(key: str) -> Iterator[None]:
+    """Name the zarr key in a block error raised while reading it: the CID alone does not
+    tell the user which variable and chunk are damaged."""
+    try:
+        yield
+    except BlockError as exc:
+        if exc.key is not None:
+            raise
+        raise type(exc)(f"{exc} (needed for zarr key {key!r})", cid=exc.cid, key=key) from exc
 
 
 def _slice(data: bytes, byte_range: ByteRequest | None) -> bytes:
@@ -231,10 +245,16 @@ class IPLDStore(Store):
             byte_range, RangeByteRequest | OffsetByteRequest | SuffixByteRequest
         ):
             raise TypeError(f"Unexpected byte_range, got {byte_range!r}")
+        with _needed_for(key):
+            data = self._read(key, byte_range)
+        if data is None:
+            return None
+        return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
+
+    def _read(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
         found = self._locate(key)
         if found is None:
             return None
-        prototype = prototype or default_buffer_prototype()
         if isinstance(found, bytes):
             data = _slice(found, byte_range)
         elif byte_range is None:
@@ -247,7 +267,7 @@ class IPLDStore(Store):
             size = chunk_size(self.blockstore, found)
             data = read_chunk(self.blockstore, found, max(0, size - byte_range.suffix))
             data = data if byte_range.suffix else b""
-        return prototype.buffer.from_bytes(data)
+        return data
 
     async def get(
         self,
@@ -271,16 +291,18 @@ class IPLDStore(Store):
 
     async def exists(self, key: str) -> bool:
         # docstring inherited
-        return await asyncio.to_thread(self._locate, key) is not None
+        with _needed_for(key):
+            return await asyncio.to_thread(self._locate, key) is not None
 
     async def getsize(self, key: str) -> int:
         # docstring inherited
-        found = await asyncio.to_thread(self._locate, key)
-        if found is None:
-            raise FileNotFoundError(key)
-        if isinstance(found, bytes):
-            return len(found)
-        return await asyncio.to_thread(chunk_size, self.blockstore, found)
+        with _needed_for(key):
+            found = await asyncio.to_thread(self._locate, key)
+            if found is None:
+                raise FileNotFoundError(key)
+            if isinstance(found, bytes):
+                return len(found)
+            return await asyncio.to_thread(chunk_size, self.blockstore, found)
 
     # -- writing -------------------------------------------------------------------------
     def set_sync(self, key: str, value: Buffer) -> None:

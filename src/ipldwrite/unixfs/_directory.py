@@ -103,10 +103,11 @@ def _link_size(name_length: int, cid_length: int, tsize: int) -> int:
 
 def check_entry_name(name: str, where: str) -> str:
     """Refuse a name that would leave its directory (or be no name) when unpacked."""
-    if not name or "/" in name or name in (".", ".."):
+    # NUL: C file APIs end the name there, so "a\0/../x" would be another path on disk.
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
         raise UnsafeEntryNameError(
             f"{where} has an entry named {name!r}: UnixFS entry names must be non-empty, "
-            "must not contain '/' and must not be '.' or '..' (unpacking it could write "
+            "must not contain '/' or NUL and must not be '.' or '..' (unpacking it could write "
             "outside the target directory). The tree is damaged or hostile; refusing it."
         )
     return name
@@ -298,7 +299,7 @@ def _plain_entries(link: Link, node: PBNode) -> Iterator[tuple[str, Link]]:
         name = pb.name
         if name is None:
             raise FormatError(f"{_where(link)} has a link without a name ({link_str(pb.hash)})")
-        if not name or "/" in name or name in (".", ".."):
+        if not name or "/" in name or "\0" in name or name in (".", ".."):
             check_entry_name(name, _where(link))
         if name in seen:
             raise FormatError(f"{_where(link)} has two entries named {name!r}")
@@ -361,7 +362,7 @@ def _shard_entries(
                 children.append((pb.hash, sub_node, sub_meta))
                 continue
             entry = name[width:]
-            if not entry or "/" in entry or entry in (".", ".."):
+            if not entry or "/" in entry or "\0" in entry or entry in (".", ".."):
                 check_entry_name(entry, _where(root))
             if entry in seen:
                 raise FormatError(f"{_where(root)} has two entries named {entry!r}")
