@@ -885,6 +885,9 @@ class _NullStore(MemoryBlockstore):
     def _put(self, link: Link, data: bytes) -> None:
         pass
 
+    def _replace(self, link: Link, data: bytes) -> None:
+        pass  # import_car repairs: it replaces damaged copies through here
+
 
 # -- interoperability with the reference JavaScript implementations --------------------------------
 
