@@ -294,7 +294,7 @@ def test_progress_is_shown_on_request(capsys: pytest.CaptureFixture[str]) -> Non
     lazy, encoding = lazy_cube()
     with dask.config.set(scheduler="threads"):
         to_ipld_zarr(lazy, MemoryBlockstore(), encoding=encoding, progress=True)
-    assert "Completed" in capsys.readouterr().out
+    assert "Completed" in capsys.readouterr().err  # progress goes to stderr, never into output
 
 
 def test_conflicting_partials_raise_naming_array_chunk_and_cids() -> None:
