@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -91,9 +92,9 @@ class NetworkBlockstore(Blockstore):
             )
         return data
 
+    @abstractmethod
     def _fetch_many(self, links: list[Link]) -> list[bytes | None]:
         """The blocks of ``links`` (None where absent), fetched concurrently."""
-        raise NotImplementedError
 
     def get_many(self, links: Iterable[Link]) -> Iterator[tuple[Link, bytes]]:
         # docstring inherited
