@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 import xarray as xr
 
 from cf_strategies import CF_WARNING_FILTERS
+from datasets import climate_cube
 from ipldwrite.blockstore import MemoryBlockstore
 from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
 from test_xarray_roundtrip import assert_same_as_plain_zarr
@@ -52,3 +54,77 @@ def test_scalar_float_dataset_from_the_issue() -> None:
     ds = xr.Dataset({"p": ((), 3.0)})
     root = to_ipld_zarr(ds, store)
     xr.testing.assert_identical(open_ipld_zarr(root, store).load(), ds)
+
+
+def pinned(ds: xr.Dataset, rows: int) -> dict[str, dict[str, Any]]:
+    """Zarr chunks of ``rows`` time steps for the data variables along time."""
+    return {
+        str(v): {"chunks": (rows, *ds[v].shape[1:])} for v in ds.data_vars if "time" in ds[v].dims
+    }
+
+
+@pytest.mark.parametrize("chunks", [None, 2, 4], ids=["numpy", "dask-2", "dask-4"])
+def test_region_overwrite_gives_the_single_write_root(chunks: int | None) -> None:
+    """Overwriting existing chunks: the new chunks win over the base's (no conflict)."""
+    store = MemoryBlockstore()
+    ds = climate_cube(12, 4, 5)
+    enc = pinned(ds, 2)
+    base = to_ipld_zarr(ds, store, encoding=enc)
+    final = ds.copy(deep=True)
+    final["t2m"][2:10] = final["t2m"][2:10] + 1
+    final["precip"][2:10] = np.nan  # all-fill chunks: deleted, as a fresh write never has them
+    region = final[["t2m", "precip"]].isel(time=slice(2, 10)).drop_vars(["time", "lat", "lon"])
+    region = region if chunks is None else region.chunk({"time": chunks})
+    with dask.config.set(scheduler="threads"):
+        root = to_ipld_zarr(region, store, base=base, region={"time": slice(2, 10)})
+    assert root == to_ipld_zarr(final, store, encoding=enc)
+    xr.testing.assert_identical(open_ipld_zarr(root, store).load(), final)
+
+
+def test_a_region_overwrite_reads_the_chunks_it_fills_partly() -> None:
+    """A region that covers chunks partly (safe_chunks=False): the base's values stay."""
+    store = MemoryBlockstore()
+    ds = climate_cube(12, 4, 5)[["t2m"]]
+    enc = pinned(ds, 4)
+    base = to_ipld_zarr(ds, store, encoding=enc)
+    final = ds.copy(deep=True)
+    final["t2m"][3:9] = -1.0
+    region = final.isel(time=slice(3, 9)).drop_vars(["time", "lat", "lon"]).chunk({"time": 6})
+    with dask.config.set(scheduler="threads"):
+        root = to_ipld_zarr(
+            region, store, base=base, region={"time": slice(3, 9)}, safe_chunks=False
+        )
+    assert root == to_ipld_zarr(final, store, encoding=enc)
+
+
+@pytest.mark.parametrize("align_chunks", [False, True])
+@pytest.mark.parametrize("chunks", [None, 3, 5], ids=["numpy", "dask-3", "dask-5"])
+def test_append_gives_the_single_write_root(chunks: int | None, align_chunks: bool) -> None:
+    """Appending onto a partly filled last chunk, Dask-backed or not: the single write's
+    root, including the numpy-backed coordinates (re-chunked as a single write picks)."""
+    store = MemoryBlockstore()
+    ds = climate_cube(12, 4, 5)
+    enc = pinned(ds, 2)
+    first = to_ipld_zarr(ds.isel(time=slice(0, 7)), store, encoding=enc)
+    tail = ds.isel(time=slice(7, None))
+    tail = tail if chunks is None else tail.chunk({"time": chunks})
+    with dask.config.set(scheduler="threads"):
+        root = to_ipld_zarr(tail, store, base=first, append_dim="time", align_chunks=align_chunks)
+    assert root == to_ipld_zarr(ds, store, encoding=enc)
+    xr.testing.assert_identical(open_ipld_zarr(root, store).load(), ds)
+
+
+def test_append_of_numpy_variables_without_encoding_chunks(tmp_path: Path) -> None:
+    """Numpy-backed variables chunked by zarr's automatic rule (several chunks here) get
+    that rule's chunks for the appended shape, as a single ``to_zarr`` gives them."""
+    ds = xr.Dataset(
+        {"v": (("time", "x"), np.arange(300 * 400, dtype="f8").reshape(300, 400))},
+        coords={"time": np.arange(300), "x": np.arange(400)},
+    )
+    store = MemoryBlockstore()
+    first = to_ipld_zarr(ds.isel(time=slice(0, 170)), store)
+    root = to_ipld_zarr(ds.isel(time=slice(170, None)), store, base=first, append_dim="time")
+    single = assert_same_as_plain_zarr(ds, tmp_path)
+    assert single["v"].encoding["chunks"] == (150, 200)  # zarr's choice for (300, 400) f8
+    assert open_ipld_zarr(first, store)["v"].encoding["chunks"] == (85, 400)  # for (170, 400)
+    assert root == to_ipld_zarr(ds, store)
