@@ -200,7 +200,7 @@ def _data(
         days = rng.integers(0, 20000, shape).astype("timedelta64[D]")
         values = (np.datetime64("1970-01-01", "ns") + days).astype(dtype)
         if size:
-            values.flat[0] = np.datetime64("NaT")
+            values.flat[0] = np.datetime64("NaT", "ns")
         return values, encoding
     if kind == "m":
         values = (rng.integers(0, 48, shape) * np.timedelta64(1, "h")).astype(dtype)

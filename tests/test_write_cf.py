@@ -128,3 +128,32 @@ def test_append_of_numpy_variables_without_encoding_chunks(tmp_path: Path) -> No
     assert single["v"].encoding["chunks"] == (150, 200)  # zarr's choice for (300, 400) f8
     assert open_ipld_zarr(first, store)["v"].encoding["chunks"] == (85, 400)  # for (170, 400)
     assert root == to_ipld_zarr(ds, store)
+
+
+def test_append_and_region_writes_keep_scalar_coordinates() -> None:
+    """A 0-d array rewritten on top of a base (an append writes every variable again)."""
+    store = MemoryBlockstore()
+    ds = climate_cube(6, 3, 4)[["t2m"]].assign_coords(height=2.0, label="surface")
+    enc = pinned(ds, 2)
+    first = to_ipld_zarr(ds.isel(time=slice(0, 4)), store, encoding=enc)
+    root = to_ipld_zarr(ds.isel(time=slice(4, None)), store, base=first, append_dim="time")
+    assert root == to_ipld_zarr(ds, store, encoding=enc)
+    xr.testing.assert_identical(open_ipld_zarr(root, store).load(), ds)
+
+
+def test_dask_backed_size_zero_dimensions() -> None:
+    """Size-0 variables are written as ``to_zarr`` writes them (it loads them first):
+    no zarr chunk of size 0, and the same metadata whatever the Dask chunks."""
+    ds = xr.Dataset(
+        {
+            "bounds": (("time", "bnds"), np.zeros((0, 2), "M8[ns]")),
+            "v": (("time", "lat"), np.zeros((0, 3), "f4")),
+        },
+        coords={"time": np.zeros(0, "M8[ns]")},
+    )
+    store = MemoryBlockstore()
+    expected = to_ipld_zarr(ds, store)
+    for chunks in ({"bnds": 1}, {"bnds": 2, "lat": 1}, {}):
+        with dask.config.set(scheduler="threads"):
+            assert to_ipld_zarr(ds.chunk(chunks), store) == expected
+    xr.testing.assert_identical(open_ipld_zarr(expected, store).load(), ds)

@@ -271,6 +271,12 @@ def plan_write(
         write_empty_chunks=write_empty_chunks,
     )
     _validate_dataset_names(ds)
+    # As to_zarr does: size-0 variables are loaded (Dask's size-0 chunks would become
+    # zarr chunks of size 0, which zarr refuses), on a copy (to_zarr loads in place).
+    ds = ds.copy()
+    for var in ds.variables.values():
+        if var.size == 0:
+            var.load()
     ds = zstore._validate_and_autodetect_region(ds)
     encoding = dict(encoding or {})
     zstore._validate_encoding(encoding)
@@ -311,17 +317,19 @@ def _auto_chunked_appends(
     """Paths of the arrays an append grows that a single write would chunk anew.
 
     A numpy-backed variable without ``chunks`` encoding gets zarr's automatic chunks for
-    its shape. Where the base array has exactly those chunks, it was (as far as the stored
-    dataset can tell) written that way, and after the append it gets the automatic
-    chunks of its new shape: the single write's. ``to_zarr`` on a directory keeps the
-    old chunks instead; the values are the same. Dask-backed variables keep the base's
-    chunks, as a single write with the same Dask chunks has them.
+    its shape. Where such a variable is appended to an array that has exactly the
+    automatic chunks of its stored shape, that array was (as far as the stored dataset can
+    tell) written that way, and after the append it gets the automatic chunks of its new
+    shape: the single write's. ``to_zarr`` on a directory keeps the old chunks instead;
+    the values are the same. Dask-backed variables, and variables whose encoding names
+    chunks (as those of a dataset opened from zarr do), keep the base's chunks, as a single
+    write of them would (docs/notes-chunking-rule.md).
     """
     if append_dim is None:
         return []
     paths = []
     for name, var in ds.variables.items():
-        if append_dim not in var.dims or is_chunked_array(var.data):
+        if append_dim not in var.dims or is_chunked_array(var.data) or "chunks" in var.encoding:
             continue
         path = f"{group.strip('/')}/{name}" if group and group.strip("/") else str(name)
         if is_auto_chunked(store, path):

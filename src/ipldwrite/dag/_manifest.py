@@ -469,8 +469,9 @@ class _Builder:
                 tuple(b - f for b, f in zip(ihi, offset, strict=True)),
             )
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
-            present: npt.NDArray[np.bool_] = cells != None  # noqa: E711 (elementwise)
-            view, owners = out[dst], owner[dst]
+            present = np.asarray(cells != None)  # noqa: E711 (elementwise)
+            # The Ellipsis keeps these views for 0-d arrays too (out[()] is the item).
+            view, owners = out[(*dst, ...)], owner[(*dst, ...)]
             clash = present & (owners >= 0)
             if clash.any():
                 for at in zip(*np.nonzero(clash), strict=True):
