@@ -471,7 +471,8 @@ class _Builder:
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
             present = np.asarray(cells != None)  # noqa: E711 (elementwise)
             # The Ellipsis keeps these views for 0-d arrays too (out[()] is the item).
-            view, owners = out[(*dst, ...)], owner[(*dst, ...)]
+            window: Any = (*dst, Ellipsis)
+            view, owners = out[window], owner[window]
             clash = present & (owners >= 0)
             if clash.any():
                 for at in zip(*np.nonzero(clash), strict=True):
