@@ -12,7 +12,11 @@ import xarray as xr
 
 from cf_strategies import CF_WARNING_FILTERS
 from datasets import climate_cube
-from ipldwrite.blockstore import MemoryBlockstore
+from ipldwrite.blockstore import DirectoryBlockstore, MemoryBlockstore
+from ipldwrite.dag import merge_datasets
+from ipldwrite.errors import MergeConflictError
+from ipldwrite.ipld import to_link
+from ipldwrite.store import partials_base, write_region
 from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
 from test_xarray_roundtrip import assert_same_as_plain_zarr
 
@@ -157,3 +161,45 @@ def test_dask_backed_size_zero_dimensions() -> None:
         with dask.config.set(scheduler="threads"):
             assert to_ipld_zarr(ds.chunk(chunks), store) == expected
     xr.testing.assert_identical(open_ipld_zarr(expected, store).load(), ds)
+
+
+def test_two_tasks_overwriting_one_chunk_differently_still_conflict() -> None:
+    """The base's chunks give way to a write's; two writes of one chunk do not."""
+    store = MemoryBlockstore()
+    ds = climate_cube(4, 4, 5)[["t2m"]]
+    template = to_link(to_ipld_zarr(ds, store, encoding=pinned(ds, 2)))
+    region = (slice(0, 2), slice(None), slice(None))
+    base = partials_base(store, template, [("t2m", region)])
+    assert base != template
+    values = ds["t2m"].values[:2]
+    one = write_region(store, template, "t2m", region, values + 1, base=base)
+    same = write_region(store, template, "t2m", region, values + 1, base=base)
+    other = write_region(store, template, "t2m", region, values + 2, base=base)
+    assert merge_datasets(store, [one, same]) == one
+    with pytest.raises(MergeConflictError, match=r"chunk \(0, 0, 0\) differs"):
+        merge_datasets(store, [one, other])
+    # Written on the template itself, the overwrite would clash with the base's chunk.
+    untouched = write_region(store, template, "t2m", (slice(2, 4), *region[1:]), values)
+    with pytest.raises(MergeConflictError):
+        merge_datasets(store, [one, untouched])
+
+
+@pytest.mark.slow
+def test_region_overwrite_and_append_on_the_process_cluster(client: Any, tmp_path: Path) -> None:
+    store = DirectoryBlockstore(tmp_path / "shared")
+    ds = climate_cube(12, 4, 5)
+    enc = pinned(ds, 2)
+    final = ds.copy(deep=True)
+    final["t2m"][2:10] = final["t2m"][2:10] + 1
+    base = to_ipld_zarr(ds, store, encoding=enc)
+    region = final[["t2m"]].isel(time=slice(2, 10)).drop_vars(["time", "lat", "lon"])
+    root = to_ipld_zarr(
+        region.chunk({"time": 2}), store, base=base, region={"time": slice(2, 10)}, client=client
+    )
+    assert root == to_ipld_zarr(final, store, encoding=enc)
+    first = to_ipld_zarr(ds.isel(time=slice(0, 7)), store, encoding=enc)
+    tail = ds.isel(time=slice(7, None)).chunk({"time": 3})
+    appended = to_ipld_zarr(
+        tail, store, base=first, append_dim="time", align_chunks=True, client=client
+    )
+    assert appended == to_ipld_zarr(ds, store, encoding=enc)
