@@ -89,6 +89,7 @@ def _write_block(
     *,
     blockstore: Blockstore,
     template: bytes,
+    base: bytes,
     path: str,
     origin: tuple[int, ...],
     write_empty_chunks: bool,
@@ -109,6 +110,7 @@ def _write_block(
         block,
         write_empty_chunks=write_empty_chunks,
         chunk_threads=chunk_threads,
+        base=Link(base),
     )
     blockstore.finish_task(target, root)
     out = np.empty((1,) * block.ndim, dtype=object)
@@ -125,19 +127,24 @@ def partial_roots(
     region: Sequence[slice] | None,
     write_empty_chunks: bool = False,
     chunk_threads: int | None = None,
+    base: Link | None = None,
 ) -> da.Array:
     """An object array of partial-root CIDs (as bytes), one per block of ``source``;
-    ``chunk_threads`` encode each block's chunks (see :func:`chunk_threads_for`)."""
+    ``chunk_threads`` encode each block's chunks (see :func:`chunk_threads_for`).
+    Partials are ``base`` (default: ``template``) plus a block's chunks; existing chunks
+    are read from ``template`` (see :func:`~ipldwrite.store.write_region`)."""
     origin = tuple((s.start or 0) for s in region) if region else (0,) * source.ndim
+    token = dask.base.tokenize(source, template, base)
     return da.map_blocks(
         _write_block,
         source,
         dtype=object,
         chunks=tuple((1,) * len(c) for c in source.chunks),
         meta=np.empty((0,) * source.ndim, dtype=object),
-        name=f"ipldwrite-write-{path.replace('/', '.')}-{dask.base.tokenize(source, template)}",
+        name=f"ipldwrite-write-{path.replace('/', '.')}-{token}",
         blockstore=blockstore,
         template=template.cid_bytes,
+        base=(base or template).cid_bytes,
         path=path,
         origin=origin,
         write_empty_chunks=write_empty_chunks,

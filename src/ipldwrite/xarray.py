@@ -29,7 +29,13 @@ from ipldwrite.dask import (
 )
 from ipldwrite.errors import ChunkAlignmentError, InvalidCIDError
 from ipldwrite.ipld import Link, to_cid, to_link
-from ipldwrite.store import IPLDStore, resolve_blockstore
+from ipldwrite.store import (
+    IPLDStore,
+    is_auto_chunked,
+    partials_base,
+    rechunk_to_auto,
+    resolve_blockstore,
+)
 
 __all__ = [
     "IPLDBackendEntrypoint",
@@ -169,7 +175,11 @@ def to_ipld_zarr(
     )
     if cars is not None:
         template_car = cars.finish_task(client_blocks, plan.template)
-        context = [template_car, *(p for p in base_cars if p != template_car)]
+        client_cars = [template_car]
+        if plan.base is not None and plan.base != plan.template:
+            # The partials' base (the template less overwritten chunks) has nodes of its own.
+            client_cars.append(cars.finish_task(client_blocks, plan.base))
+        context = [*client_cars, *(p for p in base_cars if p not in client_cars)]
         plan = dataclasses.replace(plan, blockstore=cars.with_context(context))
     tasks = sum(source.npartitions for source in plan.sources)
     tree = plan.merge_tree(split_every, chunk_threads=chunk_threads_for(tasks, client))
@@ -195,6 +205,8 @@ class WritePlan:
     paths: list[str]
     regions: list[tuple[slice, ...] | None]
     write_empty_chunks: bool = False
+    #: What the partials are committed on (default: the template); see ``partials_base``.
+    base: Link | None = None
 
     def partials(self, chunk_threads: int | None = None) -> list[Any]:
         """Per source, a Dask array of partial-root CIDs: one write task per block."""
@@ -207,6 +219,7 @@ class WritePlan:
                 region=region,
                 write_empty_chunks=self.write_empty_chunks,
                 chunk_threads=chunk_threads,
+                base=self.base,
             )
             for source, path, region in zip(self.sources, self.paths, self.regions, strict=True)
         ]
@@ -259,9 +272,16 @@ def plan_write(
         write_empty_chunks=write_empty_chunks,
     )
     _validate_dataset_names(ds)
+    # As to_zarr does: size-0 variables are loaded (Dask's size-0 chunks would become
+    # zarr chunks of size 0, which zarr refuses), on a copy (to_zarr loads in place).
+    ds = ds.copy()
+    for var in ds.variables.values():
+        if var.size == 0:
+            var.load()
     ds = zstore._validate_and_autodetect_region(ds)
     encoding = dict(encoding or {})
     zstore._validate_encoding(encoding)
+    regrow = _auto_chunked_appends(ds, store, group, append_dim) if mode == "a" else []
     writer = ArrayWriter()  # type: ignore[no-untyped-call]
     try:
         dump_to_store(ds, zstore, writer, encoding=encoding)  # type: ignore[no-untyped-call]
@@ -278,14 +298,44 @@ def plan_write(
             target[...] = np.asarray(source)
         else:
             lazy.append((source, target.path, tuple(region_) if region_ else None))
+    for path in regrow:
+        rechunk_to_auto(store, path)
+    template = to_link(store.commit())
     return WritePlan(
         blockstore=blockstore,
-        template=to_link(store.commit()),
+        template=template,
         sources=[s for s, _, _ in lazy],
         paths=[p for _, p, _ in lazy],
         regions=[r for _, _, r in lazy],
         write_empty_chunks=bool(write_empty_chunks),
+        base=partials_base(blockstore, template, [(p, r) for _, p, r in lazy]),
     )
+
+
+def _auto_chunked_appends(
+    ds: xr.Dataset, store: IPLDStore, group: str | None, append_dim: Hashable | None
+) -> list[str]:
+    """Paths of the arrays an append grows that a single write would chunk anew.
+
+    A numpy-backed variable without ``chunks`` encoding gets zarr's automatic chunks for
+    its shape. Where such a variable is appended to an array that has exactly the
+    automatic chunks of its stored shape, that array was (as far as the stored dataset can
+    tell) written that way, and after the append it gets the automatic chunks of its new
+    shape: the single write's. ``to_zarr`` on a directory keeps the old chunks instead;
+    the values are the same. Dask-backed variables, and variables whose encoding names
+    chunks (as those of a dataset opened from zarr do), keep the base's chunks, as a single
+    write of them would (docs/notes-chunking-rule.md).
+    """
+    if append_dim is None:
+        return []
+    paths = []
+    for name, var in ds.variables.items():
+        if append_dim not in var.dims or is_chunked_array(var.data) or "chunks" in var.encoding:
+            continue
+        path = f"{group.strip('/')}/{name}" if group and group.strip("/") else str(name)
+        if is_auto_chunked(store, path):
+            paths.append(path)
+    return paths
 
 
 def _root_cid(value: Any) -> CID:

@@ -29,6 +29,7 @@ from ipldwrite.ipld import Link, link_str
 __all__ = ["ArrayInDataset", "commit_changes"]
 
 Staged = Mapping[str, bytes | Link | None]
+Index = tuple[int, ...]
 
 
 def _owning_array(key: str, arrays: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -171,7 +172,32 @@ class ArrayInDataset:
         manifest = assemble(
             NodeIO(blockstore), node.tiling, sources, chunks, what=f"array {self.path!r}"
         )
-        link = write_node(blockstore, node.with_manifest(manifest))
+        return self._with_manifest(blockstore, manifest)
+
+    def without_chunks(self, blockstore: Blockstore, lo: Index, hi: Index) -> Link:
+        """The root of this dataset with the chunks in [lo, hi) (chunk indices) removed.
+
+        The base of a write's partial datasets: a chunk that a write task overwrites must
+        come from that task alone, or merging its partial with the others, which hold the
+        old chunk, would be a conflict. Built from windows of the old manifest around the
+        region, so untouched tiles are linked as they are.
+        """
+        node = self.node
+        grid = node.tiling.grid
+        lo = tuple(max(0, min(a, g)) for a, g in zip(lo, grid, strict=True))
+        hi = tuple(max(a, min(b, g)) for a, b, g in zip(lo, hi, grid, strict=True))
+        if node.manifest is None or any(a == b for a, b in zip(lo, hi, strict=True)):
+            return self._with_manifest(blockstore, node.manifest)
+        sources = [
+            Source(node.tiling, node.manifest, lo=box_lo, hi=box_hi, label="the base dataset")
+            for box_lo, box_hi in _complement(grid, lo, hi)
+        ]
+        manifest = assemble(NodeIO(blockstore), node.tiling, sources, what=f"array {self.path!r}")
+        return self._with_manifest(blockstore, manifest)
+
+    def _with_manifest(self, blockstore: Blockstore, manifest: Link | None) -> Link:
+        """Write this array with ``manifest``, then its ancestors; the new root."""
+        link = write_node(blockstore, self.node.with_manifest(manifest))
         child = self.path
         for group in self.ancestors:
             name = parent_of(child)[1]
@@ -179,6 +205,16 @@ class ArrayInDataset:
             link = write_node(blockstore, GroupNode(group.doc, members, group.path, group.order))
             child = group.path
         return link
+
+
+def _complement(grid: Index, lo: Index, hi: Index) -> Iterator[tuple[Index, Index]]:
+    """Disjoint boxes covering ``grid`` outside the box [lo, hi) (at most two per axis)."""
+    for axis in range(len(grid)):
+        inside_lo, inside_hi = lo[:axis], hi[:axis]
+        rest_lo, rest_hi = (0,) * (len(grid) - axis - 1), grid[axis + 1 :]
+        for a, b in ((0, lo[axis]), (hi[axis], grid[axis])):
+            if a < b:
+                yield (*inside_lo, a, *rest_lo), (*inside_hi, b, *rest_hi)
 
 
 def _codec_names(value: Any) -> Iterator[str]:

@@ -105,6 +105,16 @@ def _flat(coords: Sequence[int], extent: Sequence[int]) -> int:
     return pos
 
 
+def _ravel(coords: npt.NDArray[np.int64], extent: Sequence[int]) -> npt.NDArray[np.intp]:
+    """Flat C-order positions of the rows of ``coords`` in a node of ``extent``."""
+    if not extent:
+        # A 0-d array's one cell: numpy would give a scalar here, and assigning the
+        # updates through a scalar index would store the whole array in that cell.
+        return np.zeros(len(coords), dtype=np.intp)
+    flat: npt.NDArray[np.intp] = np.ravel_multi_index(tuple(coords.T), tuple(extent))
+    return flat
+
+
 def _child_origins(tiling: Tiling, level: int, origin: Index) -> Iterator[tuple[int, Index]]:
     """(position, origin) of every child slot of a node, in C order."""
     child = tiling.tiles[level - 1]
@@ -344,7 +354,7 @@ class _Builder:
         groups: dict[int, npt.NDArray[np.intp]] = {}
         if len(idx):
             coords = (idx - np.array(origin)) // np.array(child_tile)
-            flat = np.ravel_multi_index(tuple(coords.T), extent)
+            flat = _ravel(coords, extent)
             order = np.argsort(flat, kind="stable")
             keys, starts = np.unique(flat[order], return_index=True)
             bounds = [*starts[1:], len(order)]
@@ -459,8 +469,10 @@ class _Builder:
                 tuple(b - f for b, f in zip(ihi, offset, strict=True)),
             )
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
-            present: npt.NDArray[np.bool_] = cells != None  # noqa: E711 (elementwise)
-            view, owners = out[dst], owner[dst]
+            present = np.asarray(cells != None)  # noqa: E711 (elementwise)
+            # The Ellipsis keeps these views for 0-d arrays too (out[()] is the item).
+            window: Any = (*dst, Ellipsis)
+            view, owners = out[window], owner[window]
             clash = present & (owners >= 0)
             if clash.any():
                 for at in zip(*np.nonzero(clash), strict=True):
@@ -473,7 +485,7 @@ class _Builder:
             view[present] = cells[present]
             owners[present] = n
         if len(idx):
-            flat = np.ravel_multi_index(tuple((idx - np.array(origin)).T), extent)
+            flat = _ravel(idx - np.array(origin), extent)
             out.reshape(-1)[flat] = vals
         entries: list[Entry] = out.reshape(-1).tolist()
         if all(e is None for e in entries):

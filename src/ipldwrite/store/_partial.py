@@ -26,7 +26,7 @@ from ipldwrite.errors import FormatError
 from ipldwrite.ipld import Link
 from ipldwrite.store._store import IPLDStore
 
-__all__ = ["write_region"]
+__all__ = ["partials_base", "write_region"]
 
 
 @cache
@@ -97,14 +97,14 @@ class _Targets:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, blockstore: Blockstore, template: Link, path: str) -> _Target:
-        key = (template.cid_bytes, path)
+    def get(self, blockstore: Blockstore, base: Link, path: str) -> _Target:
+        key = (base.cid_bytes, path)
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
                 return found
-        array = ArrayInDataset.load(blockstore, template, path)
+        array = ArrayInDataset.load(blockstore, base, path)
         doc = json.loads(render_zarr_json(array.node.doc, array.node.order))
         entry = _Target(array, ArrayV3Metadata.from_dict(doc))
         with self._lock:
@@ -126,6 +126,7 @@ def write_region(
     *,
     write_empty_chunks: bool = False,
     chunk_threads: int | None = None,
+    base: Link | None = None,
 ) -> Link:
     """Write ``data`` into ``selection`` of the array at ``path`` on top of ``template``.
 
@@ -135,8 +136,14 @@ def write_region(
     the array's manifest, its node and the groups above it are new. ``chunk_threads``
     encode the chunks in parallel (default: one per CPU; 1 when Dask keeps every thread
     busy with other write tasks).
+
+    ``base`` (default: ``template``) is the dataset the partial is committed on, when
+    that is not the one existing chunks are read from: for a write over existing chunks,
+    the template without the chunks the write's tasks overwrite (see
+    :meth:`~ipldwrite.dag.ArrayInDataset.without_chunks`). Its array must have the
+    template's metadata.
     """
-    target = _targets.get(blockstore, template, path)
+    target = _targets.get(blockstore, base or template, path)
     store = IPLDStore(blockstore, template, read_only=False)
     config = parse_array_config({"write_empty_chunks": write_empty_chunks})
     async_array = zarr.AsyncArray(target.metadata, StorePath(store, path), config)
@@ -154,3 +161,29 @@ def write_region(
             raise FormatError(f"writing a region of {path!r} staged {key!r}, not a chunk")
         chunks[index] = value
     return target.array.with_chunks(blockstore, chunks)
+
+
+def partials_base(
+    blockstore: Blockstore, template: Link, writes: Iterable[tuple[str, tuple[slice, ...] | None]]
+) -> Link:
+    """The dataset a write's partials are committed on: ``template`` without the existing
+    chunks that the lazy ``writes`` (array path, region; None: all of it) overwrite.
+
+    Each overwritten chunk then comes from the one task that writes it, so a region
+    overwrite or an append onto a partly filled last chunk merges like a fresh write,
+    while two tasks that write one chunk differently still conflict. The tasks read
+    existing chunks (to fill in partly written ones) from the template itself.
+    """
+    root = template
+    for path, region in writes:
+        array = ArrayInDataset.load(blockstore, root, path)
+        if array.node.manifest is None:
+            continue
+        keys = array.node.keys
+        lo, hi = [], []
+        for n, (size, chunk) in enumerate(zip(keys.shape, keys.chunk_shape, strict=True)):
+            start, stop, _ = (region[n] if region else slice(None)).indices(size)
+            lo.append(start // chunk)
+            hi.append(-(-stop // chunk) if stop > start else start // chunk)
+        root = array.without_chunks(blockstore, tuple(lo), tuple(hi))
+    return root
