@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -9,11 +10,20 @@ import numpy as np
 from multiformats import CID
 
 from ipldwrite.blockstore import Blockstore
-from ipldwrite.dag import ArrayNode, GroupNode, Node, NodeIO, Source, assemble, join_path
+from ipldwrite.dag import (
+    ArrayNode,
+    GroupNode,
+    Node,
+    NodeIO,
+    Source,
+    assemble,
+    join_path,
+    read_region,
+)
 from ipldwrite.errors import IncompatibleDatasetsError
 from ipldwrite.ipld import to_cid
 from ipldwrite.ops._attrs import CombineAttrs, attrs_of, combine, with_attrs
-from ipldwrite.ops._concat import SMALL_COORDINATE
+from ipldwrite.ops._chunking import canonical_chunks, may_reencode
 from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array, with_shape
 from ipldwrite.store import resolve_blockstore
 
@@ -64,41 +74,101 @@ def merge(
 
 def isel(
     root: CID | str,
-    indexers: Mapping[str, slice],
+    indexers: Mapping[str, slice | int],
     blockstore: BlockstoreLike = None,
     *,
     group: str = "",
 ) -> CID:
-    """Subset along dimensions with chunk-aligned slices (``{"time": slice(0, 365)}``).
+    """Subset along dimensions with chunk-aligned slices (``{"time": slice(0, 365)}``) or
+    integers, which drop the dimension as xarray does (its coordinate becomes a scalar
+    coordinate, named in the ``coordinates`` attribute of the variables that had the
+    dimension).
 
     Data variables are windowed by manifest: a slice must start on a chunk boundary and end
-    on one (or at the end). Small 1-D coordinates whose chunks do not line up are re-written.
+    on one (or at the end); an integer needs chunks of 1 along its dimension. Variables
+    that a single write of the subset chunks otherwise (:mod:`._chunking`) are re-encoded
+    when small and refused when not.
     """
     store = resolve_blockstore(blockstore)
     h = Hierarchy.load(store, root)
     io = NodeIO(store)
-    for name, node in h.arrays(group).items():
+    arrays = h.arrays(group)
+    missing = set(indexers) - {d for n in arrays.values() for d in dims_of(n, "")}
+    if missing:
+        raise ValueError(f"dimensions {sorted(missing)} do not exist in the dataset")
+    plans = {}
+    for name, node in arrays.items():
         where = f"variable {name!r}"
         dims = dims_of(node, where)
         lo = [0] * len(dims)
         hi = list(node.keys.shape)
+        drop: list[int] = []
         for dim, sel in indexers.items():
             if dim not in dims:
                 continue
             axis = dims.index(dim)
-            start, stop, step = sel.indices(hi[axis])
-            if step != 1:
-                raise ValueError(
-                    f"isel by manifest takes contiguous slices; got step {step} for {dim!r}"
-                )
-            lo[axis], hi[axis] = start, max(start, stop)
+            if isinstance(sel, slice):
+                start, stop, step = sel.indices(hi[axis])
+                if step != 1:
+                    raise ValueError(
+                        f"isel by manifest takes contiguous slices; got step {step} for {dim!r}"
+                    )
+                lo[axis], hi[axis] = start, max(start, stop)
+                continue
+            i = operator.index(sel)
+            if not -hi[axis] <= i < hi[axis]:
+                raise IndexError(f"index {i} is out of bounds for {dim!r} of size {hi[axis]}")
+            lo[axis] = i % hi[axis]
+            hi[axis] = lo[axis] + 1
+            drop.append(axis)
         if lo == [0] * len(dims) and hi == list(node.keys.shape):
             continue
-        h.nodes[join_path(group, name)] = _window(store, io, h, node, lo, hi, dims, where)
-    missing = set(indexers) - {d for n in h.arrays(group).values() for d in dims_of(n, "")}
-    if missing:
-        raise ValueError(f"dimensions {sorted(missing)} do not exist in the dataset")
+        # Every window is planned before anything is written: a refused isel writes nothing.
+        plans[name] = _plan_window(node, name, lo, hi, drop, where)
+    for name, (lo, hi, drop, chunks) in plans.items():
+        node = arrays[name]
+        where = f"variable {name!r}"
+        h.nodes[join_path(group, name)] = _window(store, io, h, node, lo, hi, drop, chunks, where)
+    scalars = [d for d, sel in indexers.items() if not isinstance(sel, slice) and d in arrays]
+    if scalars:
+        _name_scalar_coordinates(h, group, scalars)
     return to_cid(h.write())
+
+
+def _plan_window(
+    node: ArrayNode, name: str, lo: list[int], hi: list[int], drop: list[int], where: str
+) -> tuple[list[int], list[int], list[int], tuple[int, ...]]:
+    chunks = node.keys.chunk_shape
+    shape = [b - a for axis, (a, b) in enumerate(zip(lo, hi, strict=True)) if axis not in drop]
+    aligned = all(
+        a % c == 0 and (b % c == 0 or b == size) and (axis not in drop or c == 1)
+        for axis, (a, b, c, size) in enumerate(zip(lo, hi, chunks, node.keys.shape, strict=True))
+    )
+    # Dropping an axis keeps a chunk's bytes only when no codec depends on its shape.
+    shape_free = not drop or all(
+        c.get("name") not in ("transpose", "sharding_indexed") for c in node.doc.get("codecs", [])
+    )
+    canonical = canonical_chunks([node], name, shape, linkable=aligned and shape_free)
+    assert canonical is not None  # one input always shares its own chunk shape
+    if len(canonical) != len(shape):  # the input's own chunks, less the dropped axes
+        canonical = tuple(c for axis, c in enumerate(canonical) if axis not in drop)
+    kept = tuple(c for axis, c in enumerate(chunks) if axis not in drop)
+    if not (aligned and shape_free and canonical == kept) and not may_reencode(
+        node, name, shape, canonical
+    ):
+        dims = dims_of(node, where)
+        window = ", ".join(f"{d}[{a}:{b}]" for d, a, b in zip(dims, lo, hi, strict=True))
+        why = (
+            f"does not fall on chunk boundaries (chunks {chunks})"
+            if aligned is False or not shape_free
+            else f"is chunked {canonical} by a single write of the subset, not {chunks}"
+        )
+        raise IncompatibleDatasetsError(
+            f"{where}: the selection {window} {why}, so its chunk data would be re-encoded. "
+            "Select on chunk boundaries (integers need chunks of 1 along their dimension), "
+            "or subset with xarray and re-write with `to_ipld_zarr`"
+        )
+    return lo, hi, drop, canonical
 
 
 def _window(
@@ -108,26 +178,51 @@ def _window(
     node: ArrayNode,
     lo: list[int],
     hi: list[int],
-    dims: list[str],
+    drop: list[int],
+    chunks: tuple[int, ...],
     where: str,
 ) -> ArrayNode:
-    chunks = node.keys.chunk_shape
-    shape = [b - a for a, b in zip(lo, hi, strict=True)]
-    for axis, (a, b, c, size) in enumerate(zip(lo, hi, chunks, node.keys.shape, strict=True)):
-        if a % c or (b % c and b != size):
-            if len(dims) == 1 and int(np.prod(node.keys.shape)) * 16 <= SMALL_COORDINATE:
-                values = read_values(store, h.root, node.path)[a:b]  # type: ignore[arg-type]
-                return rewrite_array(store, node, shape, values)
-            raise IncompatibleDatasetsError(
-                f"{where}: the slice {a}:{b} of {dims[axis]!r} does not fall on chunk boundaries "
-                f"(chunk size {c}); use multiples of {c} (or the end), or subset with xarray and "
-                "re-write with `to_ipld_zarr`"
-            )
+    keep = [axis for axis in range(len(lo)) if axis not in drop]
+    shape = [hi[axis] - lo[axis] for axis in keep]
+    doc = dict(node.doc)
+    doc["dimension_names"] = [d for axis, d in enumerate(dims_of(node, where)) if axis in keep]
+    node = ArrayNode(doc, node.manifest, node.path, node.order)
+    old = node.keys.chunk_shape
+    if chunks != tuple(old[axis] for axis in keep) or any(
+        a % c or (b % c and b != size)
+        for a, b, c, size in zip(lo, hi, old, node.keys.shape, strict=True)
+    ):
+        window = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        values = read_values(store, h.root, node.path)[window]  # type: ignore[arg-type]
+        return rewrite_array(store, node, shape, values.reshape(shape), chunks)
     target = with_shape(node, shape, None)
-    lo_c = tuple(a // c for a, c in zip(lo, chunks, strict=True))
-    hi_c = tuple(-(-b // c) for b, c in zip(hi, chunks, strict=True))
-    source = Source(node.tiling, node.manifest, offset=tuple(-x for x in lo_c), lo=lo_c, hi=hi_c)
-    return target.with_manifest(assemble(io, target.tiling, [source], what=where))
+    lo_c = tuple(a // c for a, c in zip(lo, old, strict=True))
+    hi_c = tuple(-(-b // c) for b, c in zip(hi, old, strict=True))
+    if not drop:
+        source = Source(
+            node.tiling, node.manifest, offset=tuple(-x for x in lo_c), lo=lo_c, hi=hi_c
+        )
+        return target.with_manifest(assemble(io, target.tiling, [source], what=where))
+    # Dropped axes have chunks of 1: the chunks are the same bytes, at fewer coordinates.
+    cells = read_region(io, node.tiling, node.manifest, lo_c, hi_c)
+    cells = cells.reshape(tuple(cells.shape[axis] for axis in keep))
+    present = np.argwhere(cells != None)  # noqa: E711 (elementwise)
+    updates = {tuple(int(i) for i in at): cells[tuple(at)] for at in present}
+    return target.with_manifest(assemble(io, target.tiling, updates=updates, what=where))
+
+
+def _name_scalar_coordinates(h: Hierarchy, group: str, names: list[str]) -> None:
+    """Name new scalar coordinates in the ``coordinates`` attribute of every data variable,
+    sorted, as xarray's CF encoder writes a dataset with scalar coordinates."""
+    arrays = h.arrays(group)
+    listed = {t for n in arrays.values() for t in str(attrs_of(n).get("coordinates", "")).split()}
+    for name, node in arrays.items():
+        if name in names or name in listed or dims_of(node, name) == [name]:
+            continue
+        attrs = attrs_of(node)
+        tokens = set(str(attrs.get("coordinates", "")).split()) | set(names)
+        attrs["coordinates"] = " ".join(sorted(tokens))
+        h.nodes[join_path(group, name)] = with_attrs(node, attrs)
 
 
 def _rename_tokens(value: Any, mapping: Mapping[str, str]) -> Any:
