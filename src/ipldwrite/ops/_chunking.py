@@ -10,7 +10,7 @@ chunking"). zarr's heuristic is a private function, so it is reached here and on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ipldwrite.dag import ArrayNode
@@ -40,6 +40,18 @@ def is_dimension_coordinate(node: ArrayNode, name: str) -> bool:
     return node.doc.get("dimension_names") == [name]
 
 
+def coordinate_like(arrays: Mapping[str, ArrayNode], group_attrs: Mapping[str, Any]) -> set[str]:
+    """Names of the variables that are coordinates as CF and xarray see them: dimension
+    coordinates, those named in a ``coordinates`` attribute (of a variable or the group),
+    and bounds named in a ``bounds`` attribute."""
+    names = {name for name, node in arrays.items() if is_dimension_coordinate(node, name)}
+    for attrs in [group_attrs, *((n.doc.get("attributes") or {}) for n in arrays.values())]:
+        for key in ("coordinates", "bounds"):
+            if isinstance(attrs.get(key), str):
+                names.update(attrs[key].split())
+    return names
+
+
 def may_reencode(node: ArrayNode, name: str, shape: Sequence[int], chunks: Sequence[int]) -> bool:
     """Whether a join may re-encode this variable's values to reach ``chunks``: only small
     arrays that are automatically chunked (numpy-backed) or dimension coordinates. Data
@@ -53,7 +65,7 @@ def may_reencode(node: ArrayNode, name: str, shape: Sequence[int], chunks: Seque
 
 
 def canonical_chunks(
-    nodes: Sequence[ArrayNode], name: str, shape: Sequence[int], *, linkable: bool
+    nodes: Sequence[ArrayNode], shape: Sequence[int], *, linkable: bool, coordinate: bool
 ) -> tuple[int, ...] | None:
     """The chunk shape a single write of the result (of ``shape``) gives, decided from the
     inputs'. ``linkable``: the inputs share one chunk shape, and the result's chunks are
@@ -62,14 +74,16 @@ def canonical_chunks(
     * Linkable inputs keep their chunk shape: the variable was chunked by its encoding or
       by Dask, and its chunks are linked as they are.
     * Inputs that are each chunked automatically for their own shape were numpy-backed: the
-      result gets the automatic chunking of its shape. A dimension coordinate (an index,
-      which xarray never backs by Dask) whose inputs are all automatically chunked is
-      always taken to be numpy-backed, even when it is linkable.
+      result gets the automatic chunking of its shape. A ``coordinate`` (coordinate-like:
+      indexes, which xarray never backs by Dask, auxiliary coordinates, bounds) whose inputs
+      are all automatically chunked is always taken to be numpy-backed, even when it is
+      linkable; a data variable then keeps its chunks (one Dask chunk per input, as in
+      one-file-per-step archives).
     * Otherwise the inputs' chunk shape when they share one, else None (no single write
       of the result gives these inputs).
     """
     shapes = {n.keys.chunk_shape for n in nodes}
     auto = all(is_auto_chunked(n) for n in nodes)
-    if auto and (is_dimension_coordinate(nodes[0], name) or not linkable):
+    if auto and (coordinate or not linkable):
         return auto_chunk_shape(nodes[0].doc, shape)
     return next(iter(shapes)) if len(shapes) == 1 else None

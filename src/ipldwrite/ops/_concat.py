@@ -14,7 +14,7 @@ from ipldwrite.dag import ArrayNode, NodeIO, Source, assemble, join_path
 from ipldwrite.errors import IncompatibleDatasetsError
 from ipldwrite.ipld import to_cid
 from ipldwrite.ops._attrs import CombineAttrs, attrs_of, check_decoding_attrs, combine, with_attrs
-from ipldwrite.ops._chunking import canonical_chunks, may_reencode
+from ipldwrite.ops._chunking import canonical_chunks, coordinate_like, may_reencode
 from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array, with_shape
 from ipldwrite.store import resolve_blockstore
 
@@ -65,12 +65,15 @@ def concat(
         if check_coords:
             _check_monotonic(store, inputs, join_path(group, dim), dim)
     along: dict[str, tuple[list[ArrayNode], tuple[int, ...]]] = {}
+    coordinates = set.union(
+        *(coordinate_like(h.arrays(group), attrs_of(h.group(group))) for h in inputs)
+    )
     for name in sorted(names[0]):
         nodes = [h.arrays(group)[name] for h in inputs]
         where = f"variable {name!r}"
         if dim in dims_of(nodes[0], where):
             _check_joinable(nodes, dim, where, is_coordinate=name == dim)
-            along[name] = nodes, _plan(nodes, name, dim, where)
+            along[name] = nodes, _plan(nodes, name, dim, where, name in coordinates)
         else:
             _check_identical(nodes, inputs, where, dim)
     if not along:
@@ -149,13 +152,15 @@ def _linkable(nodes: list[ArrayNode], axis: int) -> bool:
     )
 
 
-def _plan(nodes: list[ArrayNode], name: str, dim: str, where: str) -> tuple[int, ...]:
+def _plan(
+    nodes: list[ArrayNode], name: str, dim: str, where: str, coordinate: bool
+) -> tuple[int, ...]:
     """The joined variable's canonical chunk shape; refuse when reaching it would need
     chunk data re-encoded (more than a small coordinate-like array)."""
     axis = dims_of(nodes[0], where).index(dim)
     shape = _joined_shape(nodes, axis)
     linkable = _linkable(nodes, axis)
-    chunks = canonical_chunks(nodes, name, shape, linkable=linkable)
+    chunks = canonical_chunks(nodes, shape, linkable=linkable, coordinate=coordinate)
     if chunks is None:
         raise IncompatibleDatasetsError(
             f"{where}: chunk shapes {[n.keys.chunk_shape for n in nodes]} differ between the "

@@ -23,11 +23,13 @@ from ipldwrite.dag import (
 from ipldwrite.errors import IncompatibleDatasetsError
 from ipldwrite.ipld import to_cid
 from ipldwrite.ops._attrs import CombineAttrs, attrs_of, combine, with_attrs
-from ipldwrite.ops._chunking import canonical_chunks, may_reencode
-from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array, with_shape
+from ipldwrite.ops._chunking import canonical_chunks, coordinate_like, may_reencode
+from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array
 from ipldwrite.store import resolve_blockstore
 
 BlockstoreLike = Blockstore | str | None
+#: Attributes that xarray's CF encoders add after the user's own (and "coordinates").
+_ENCODER_ATTRS = frozenset({"_FillValue", "missing_value", "scale_factor", "add_offset", "dtype"})
 _NEW_GROUP: dict[str, Any] = {"zarr_format": 3, "node_type": "group", "attributes": {}}
 
 
@@ -97,6 +99,7 @@ def isel(
     if missing:
         raise ValueError(f"dimensions {sorted(missing)} do not exist in the dataset")
     plans = {}
+    coordinates = coordinate_like(arrays, attrs_of(h.group(group)))
     for name, node in arrays.items():
         where = f"variable {name!r}"
         dims = dims_of(node, where)
@@ -124,7 +127,7 @@ def isel(
         if lo == [0] * len(dims) and hi == list(node.keys.shape):
             continue
         # Every window is planned before anything is written: a refused isel writes nothing.
-        plans[name] = _plan_window(node, name, lo, hi, drop, where)
+        plans[name] = _plan_window(node, name, lo, hi, drop, where, name in coordinates)
     for name, (lo, hi, drop, chunks) in plans.items():
         node = arrays[name]
         where = f"variable {name!r}"
@@ -136,7 +139,13 @@ def isel(
 
 
 def _plan_window(
-    node: ArrayNode, name: str, lo: list[int], hi: list[int], drop: list[int], where: str
+    node: ArrayNode,
+    name: str,
+    lo: list[int],
+    hi: list[int],
+    drop: list[int],
+    where: str,
+    coordinate: bool,
 ) -> tuple[list[int], list[int], list[int], tuple[int, ...]]:
     chunks = node.keys.chunk_shape
     shape = [b - a for axis, (a, b) in enumerate(zip(lo, hi, strict=True)) if axis not in drop]
@@ -148,7 +157,9 @@ def _plan_window(
     shape_free = not drop or all(
         c.get("name") not in ("transpose", "sharding_indexed") for c in node.doc.get("codecs", [])
     )
-    canonical = canonical_chunks([node], name, shape, linkable=aligned and shape_free)
+    canonical = canonical_chunks(
+        [node], shape, linkable=aligned and shape_free, coordinate=coordinate
+    )
     assert canonical is not None  # one input always shares its own chunk shape
     if len(canonical) != len(shape):  # the input's own chunks, less the dropped axes
         canonical = tuple(c for axis, c in enumerate(canonical) if axis not in drop)
@@ -184,18 +195,25 @@ def _window(
 ) -> ArrayNode:
     keep = [axis for axis in range(len(lo)) if axis not in drop]
     shape = [hi[axis] - lo[axis] for axis in keep]
+    old = node.keys.chunk_shape
     doc = dict(node.doc)
     doc["dimension_names"] = [d for axis, d in enumerate(dims_of(node, where)) if axis in keep]
-    node = ArrayNode(doc, node.manifest, node.path, node.order)
-    old = node.keys.chunk_shape
+    if not keep:
+        del doc["dimension_names"]  # as xarray writes 0-d variables
     if chunks != tuple(old[axis] for axis in keep) or any(
         a % c or (b % c and b != size)
         for a, b, c, size in zip(lo, hi, old, node.keys.shape, strict=True)
     ):
         window = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
         values = read_values(store, h.root, node.path)[window]  # type: ignore[arg-type]
-        return rewrite_array(store, node, shape, values.reshape(shape), chunks)
-    target = with_shape(node, shape, None)
+        renamed = ArrayNode(doc, node.manifest, node.path, node.order)
+        return rewrite_array(store, renamed, shape, values.reshape(shape), chunks)
+    grid = doc["chunk_grid"]
+    doc["chunk_grid"] = dict(
+        grid, configuration=dict(grid["configuration"], chunk_shape=list(chunks))
+    )
+    doc["shape"] = shape
+    target = ArrayNode(doc, None, node.path, node.order)
     lo_c = tuple(a // c for a, c in zip(lo, old, strict=True))
     hi_c = tuple(-(-b // c) for b, c in zip(hi, old, strict=True))
     if not drop:
@@ -221,7 +239,14 @@ def _name_scalar_coordinates(h: Hierarchy, group: str, names: list[str]) -> None
             continue
         attrs = attrs_of(node)
         tokens = set(str(attrs.get("coordinates", "")).split()) | set(names)
-        attrs["coordinates"] = " ".join(sorted(tokens))
+        value = " ".join(sorted(tokens))
+        if "coordinates" in attrs:
+            attrs["coordinates"] = value
+        else:
+            # xarray adds it to the user's attributes before its encoders add theirs.
+            at = next((i for i, k in enumerate(attrs) if k in _ENCODER_ATTRS), len(attrs))
+            items = list(attrs.items())
+            attrs = dict([*items[:at], ("coordinates", value), *items[at:]])
         h.nodes[join_path(group, name)] = with_attrs(node, attrs)
 
 

@@ -65,6 +65,8 @@ class Hierarchy:
 
 def dims_of(node: ArrayNode, where: str) -> list[str]:
     dims = node.doc.get("dimension_names")
+    if dims is None and node.doc.get("shape") == []:
+        return []  # xarray writes no dimension_names for 0-d variables
     if not isinstance(dims, list) or any(not isinstance(d, str) for d in dims):
         raise FormatError(
             f"{where} has no dimension_names: it was not written by xarray, so it cannot be "
