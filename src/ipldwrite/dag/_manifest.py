@@ -105,6 +105,15 @@ def _flat(coords: Sequence[int], extent: Sequence[int]) -> int:
     return pos
 
 
+def _ravel(coords: npt.NDArray[np.int64], extent: Sequence[int]) -> npt.NDArray[np.intp]:
+    """Flat C-order positions of the rows of ``coords`` in a node of ``extent``."""
+    if not extent:
+        # A 0-d array's one cell: numpy would give a scalar here, and assigning the
+        # updates through a scalar index would store the whole array in that cell.
+        return np.zeros(len(coords), dtype=np.intp)
+    return np.ravel_multi_index(tuple(coords.T), tuple(extent))
+
+
 def _child_origins(tiling: Tiling, level: int, origin: Index) -> Iterator[tuple[int, Index]]:
     """(position, origin) of every child slot of a node, in C order."""
     child = tiling.tiles[level - 1]
@@ -344,7 +353,7 @@ class _Builder:
         groups: dict[int, npt.NDArray[np.intp]] = {}
         if len(idx):
             coords = (idx - np.array(origin)) // np.array(child_tile)
-            flat = np.ravel_multi_index(tuple(coords.T), extent)
+            flat = _ravel(coords, extent)
             order = np.argsort(flat, kind="stable")
             keys, starts = np.unique(flat[order], return_index=True)
             bounds = [*starts[1:], len(order)]
@@ -473,7 +482,7 @@ class _Builder:
             view[present] = cells[present]
             owners[present] = n
         if len(idx):
-            flat = np.ravel_multi_index(tuple((idx - np.array(origin)).T), extent)
+            flat = _ravel(idx - np.array(origin), extent)
             out.reshape(-1)[flat] = vals
         entries: list[Entry] = out.reshape(-1).tolist()
         if all(e is None for e in entries):
