@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 
 from ipldwrite import ops
 from ipldwrite.blockstore import MemoryBlockstore
-from ipldwrite.errors import IncompatibleDatasetsError
+from ipldwrite.dag import DatasetReader
+from ipldwrite.errors import IncompatibleDatasetsError, MergeConflictError
+from ipldwrite.ipld import to_link
 from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
 
 
@@ -138,3 +140,34 @@ def test_concat_of_different_calendars_says_which() -> None:
         IncompatibleDatasetsError, match=r"calendars \['noleap', '360_day'\].*convert_calendar"
     ):
         ops.concat([year(2000, "noleap"), year(2001, "360_day")], "time", store)
+
+
+def test_merge_checks_every_path_and_names_both_cids() -> None:
+    store = MemoryBlockstore()
+    v = xr.Dataset({"v": ("x", np.arange(3.0))})
+    w = xr.Dataset({"w": ("x", np.arange(3.0))})
+    b1 = to_ipld_zarr(xr.Dataset({"u": ("y", [1, 2])}), store)
+    b2 = to_ipld_zarr(xr.Dataset({"u": ("y", [1, 3])}), store)
+    first = ops.regroup({"a": to_ipld_zarr(v, store), "b": b1}, store)
+    second = ops.regroup({"a": to_ipld_zarr(w, store), "b": b2}, store)
+    with pytest.raises(MergeConflictError, match=r"'/b' differs between the inputs") as info:
+        ops.merge([first, second], store, group="a")
+    assert info.value.path == "/b"
+    assert {str(c) for c in info.value.cids} == {str(b1), str(b2)}
+    # The same sibling in both: shared, and the group's variables are the union.
+    second = ops.regroup({"a": to_ipld_zarr(w, store), "b": b1}, store)
+    merged = ops.merge([first, second], store, group="a")
+    assert ops.merge([second, first], store, group="a") == merged
+    assert set(open_ipld_zarr(merged, store, group="a").data_vars) == {"v", "w"}
+    assert DatasetReader(store, to_link(merged)).node("").members["b"] == to_link(b1)  # type: ignore[union-attr]
+
+
+def test_merge_keeps_the_attribute_order_xr_merge_gives() -> None:
+    store = MemoryBlockstore()
+    a = xr.Dataset({"v": ("x", np.arange(3.0))}, attrs={"title": "t", "b": 1, "a": 2})
+    b = xr.Dataset({"w": ("x", np.arange(3.0))}, attrs={"a": 2, "title": "t", "c": 3})
+    for first, second in ((a, b), (b, a)):
+        expected = xr.merge([first, second], combine_attrs="no_conflicts")
+        got = ops.merge([to_ipld_zarr(first, store), to_ipld_zarr(second, store)], store)
+        assert got == to_ipld_zarr(expected, store)
+        assert list(open_ipld_zarr(got, store).attrs) == list(expected.attrs)

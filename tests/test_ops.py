@@ -16,7 +16,7 @@ from datasets import climate_cube
 from ipldwrite import ops
 from ipldwrite.blockstore import CountingBlockstore, MemoryBlockstore
 from ipldwrite.dag import ArrayNode, DatasetReader, NodeIO, iter_entries
-from ipldwrite.errors import IncompatibleDatasetsError
+from ipldwrite.errors import IncompatibleDatasetsError, MergeConflictError
 from ipldwrite.ipld import to_link
 from ipldwrite.store import IPLDStore
 from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
@@ -207,7 +207,7 @@ def test_merge_is_order_independent_and_metadata_only(store: CountingBlockstore)
     xr.testing.assert_identical(open_ipld_zarr(results.pop(), store).load(), expected)
     only_t2m = {k: e for k, e in enc.items() if k in ("t2m", "time")}
     clash = to_ipld_zarr(full[["t2m"]].assign(t2m=full["t2m"] + 1), store, encoding=only_t2m)
-    with pytest.raises(IncompatibleDatasetsError, match="'/t2m' differs between the inputs"):
+    with pytest.raises(MergeConflictError, match="'/t2m' differs between the inputs"):
         ops.merge([parts[0], clash], store)
 
 

@@ -28,7 +28,7 @@ from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag._leafbytes import merge_leaf_bytes
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError, MergeConflictError
-from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str
+from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str, to_cid
 
 __all__ = [
     "NodeIO",
@@ -405,7 +405,9 @@ class _Builder:
         raise MergeConflictError(
             f"{self.what}: chunk {chunk} differs between {first.label} ({link_str(a)}) and "
             f"{second.label} ({link_str(b)}). Two writes produced different bytes for the same "
-            "chunk: make the regions disjoint, or re-run the write that is wrong."
+            "chunk: make the regions disjoint, or re-run the write that is wrong.",
+            path=self.what,
+            cids=(to_cid(a), to_cid(b)),
         )
 
     def _merge_leaves(self, origin: Index, hi: Index, leaves: list[tuple[Source, Link]]) -> Entry:

@@ -18,10 +18,11 @@ from ipldwrite.dag import (
     Source,
     assemble,
     join_path,
+    parent_of,
     read_region,
 )
-from ipldwrite.errors import IncompatibleDatasetsError
-from ipldwrite.ipld import to_cid
+from ipldwrite.errors import IncompatibleDatasetsError, MergeConflictError
+from ipldwrite.ipld import Link, link_str, to_cid
 from ipldwrite.ops._attrs import CombineAttrs, attrs_of, combine, with_attrs
 from ipldwrite.ops._chunking import canonical_chunks, coordinate_like, may_reencode
 from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array
@@ -42,36 +43,68 @@ def merge(
 ) -> CID:
     """The union of the variables of datasets that share their coordinates.
 
-    A variable present in several inputs must be identical in all of them (same node, so
-    same metadata and same chunks — checked by CID, never by reading data). The result does
-    not depend on the order of ``cids``: group attributes combine with an order-free policy
-    (default ``"no_conflicts"``) and, unless all inputs agree, are stored in canonical order.
+    Every path is checked: a group, array or attribute present in several inputs must be
+    identical in all of them (same node, so same metadata and same chunks — checked by
+    CID, never by reading data), and identical subtrees are shared. Only the group at
+    ``group`` differs in kind: its members are the union of the inputs', and its
+    attributes combine as xarray's ``combine_attrs`` (default ``"no_conflicts"``) combines
+    them, in the order ``xr.merge`` gives (first input's keys first), so the root equals
+    that of ``xr.merge`` of the inputs, then a write. Any other difference is a
+    :class:`MergeConflictError` naming the path and both node CIDs.
     """
     store = resolve_blockstore(blockstore)
     inputs = [Hierarchy.load(store, cid) for cid in cids]
     if not inputs:
         raise ValueError("merge needs at least one dataset")
     out = Hierarchy(store, {})
+    owner: dict[str, Hierarchy] = {}
     prefix = f"{group}/" if group else ""
-    for h in sorted(inputs, key=lambda h: h.root.cid_bytes):  # type: ignore[union-attr]
-        for path, node in h.nodes.items():
-            if path == group or not path.startswith(prefix):
-                out.nodes.setdefault(path, node)  # the group itself and its ancestors
-                continue
+    for h in inputs:
+        h.group(group)
+        for path, node in sorted(h.nodes.items()):  # parents first: report the top difference
             existing = out.nodes.setdefault(path, node)
-            if existing != node:
-                raise IncompatibleDatasetsError(
-                    f"{'/' + path!r} differs between the inputs ({h.label} and another): "
-                    "merge joins datasets whose shared variables and coordinates are "
-                    "identical. Rename one (ipldwrite.ops.rename), drop it, or concat instead."
+            owner.setdefault(path, h)
+            # The group and its ancestors get their members from write_tree: compare the rest.
+            structural = path == group or prefix.startswith(f"{path}/") or not path
+            if structural and isinstance(node, GroupNode) and isinstance(existing, GroupNode):
+                same = path == group or (existing.doc, existing.order) == (node.doc, node.order)
+            else:
+                same = existing == node
+            if not same:
+                a, b = _link_at(owner[path], path), _link_at(h, path)
+                raise MergeConflictError(
+                    f"{'/' + path!r} differs between the inputs ({owner[path].label}: "
+                    f"{link_str(a)}, {h.label}: {link_str(b)}): merge joins datasets whose "
+                    "shared groups, variables and attributes are identical. Rename one "
+                    "(ipldwrite.ops.rename), drop it, or concat instead.",
+                    path="/" + path,
+                    cids=(to_cid(a), to_cid(b)),
                 )
     groups = [h.group(group) for h in inputs]
-    all_attrs = [attrs_of(g) for g in groups]
-    attrs = combine(all_attrs, combine_attrs, f"group {'/' + group!r}")
-    if any(list(a) != list(all_attrs[0]) for a in all_attrs):
-        attrs = dict(sorted(attrs.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode())))
+    docs = [{k: v for k, v in (g.doc or {}).items() if k != "attributes"} for g in groups]
+    for h, doc in zip(inputs[1:], docs[1:], strict=True):
+        if doc != docs[0]:
+            a, b = _link_at(inputs[0], group), _link_at(h, group)
+            raise MergeConflictError(
+                f"group {'/' + group!r} has different zarr.json metadata in {inputs[0].label} "
+                f"and {h.label}",
+                path="/" + group,
+                cids=(to_cid(a), to_cid(b)),
+            )
+    attrs = combine([attrs_of(g) for g in groups], combine_attrs, f"group {'/' + group!r}")
     out.nodes[group] = with_attrs(groups[0], attrs)
     return to_cid(out.write())
+
+
+def _link_at(h: Hierarchy, path: str) -> Link:
+    """The CID of the node at ``path``, from its parent's members."""
+    if not path:
+        assert h.root is not None
+        return h.root
+    parent, name = parent_of(path)
+    node = h.nodes[parent]
+    assert isinstance(node, GroupNode)
+    return node.members[name]
 
 
 def isel(
