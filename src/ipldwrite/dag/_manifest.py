@@ -66,6 +66,12 @@ class NodeIO:
             # A cheap structural check: every item must be a link or null.
             if not isinstance(value, list) or not set(map(type, value)) <= _ENTRY_TYPES:
                 raise FormatError(f"{what} is not a list of links and nulls")
+            if value.count(None) == len(value):
+                # Writers put null in the parent instead: a second CID for the same manifest.
+                raise FormatError(
+                    f"{what} holds only nulls; writers never write such a node (its parent "
+                    "holds null instead), so this manifest is not in canonical form"
+                )
             node = value
             self._cache[key] = node
             if len(self._cache) > self._cache_nodes:
