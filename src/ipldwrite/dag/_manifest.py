@@ -117,7 +117,8 @@ def _ravel(coords: npt.NDArray[np.int64], extent: Sequence[int]) -> npt.NDArray[
         # A 0-d array's one cell: numpy would give a scalar here, and assigning the
         # updates through a scalar index would store the whole array in that cell.
         return np.zeros(len(coords), dtype=np.intp)
-    return np.ravel_multi_index(tuple(coords.T), tuple(extent))
+    flat: npt.NDArray[np.intp] = np.ravel_multi_index(tuple(coords.T), tuple(extent))
+    return flat
 
 
 def _child_origins(tiling: Tiling, level: int, origin: Index) -> Iterator[tuple[int, Index]]:
