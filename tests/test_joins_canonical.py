@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from cf_strategies import CF_WARNING_FILTERS, cf_datasets
 from ipldwrite import ops
 from ipldwrite.blockstore import MemoryBlockstore
 from ipldwrite.dag import DatasetReader
@@ -171,3 +172,71 @@ def test_merge_keeps_the_attribute_order_xr_merge_gives() -> None:
         got = ops.merge([to_ipld_zarr(first, store), to_ipld_zarr(second, store)], store)
         assert got == to_ipld_zarr(expected, store)
         assert list(open_ipld_zarr(got, store).attrs) == list(expected.attrs)
+
+
+#: cf_strategies sets a 0-d datetime64 value to a unit-less NaT, which numpy deprecates.
+STRATEGY_NAT_WARNING = pytest.mark.filterwarnings(
+    "ignore:The 'generic' unit for NumPy timedelta is deprecated:DeprecationWarning"
+)
+
+
+def _numpy_coords_dask_data(ds: xr.Dataset, dim: str, chunk: int) -> xr.Dataset:
+    """Data variables chunked with Dask along ``dim``; coordinates and bounds in memory."""
+    bounds = {str(v.attrs["bounds"]) for v in ds.variables.values() if "bounds" in v.attrs}
+    return ds.assign(
+        {
+            name: var.chunk({dim: chunk})
+            for name, var in ds.data_vars.items()
+            if dim in var.dims and name not in bounds
+        }
+    )
+
+
+@settings(max_examples=10, deadline=None)
+@given(cf_datasets(), st.data())
+@CF_WARNING_FILTERS[0]
+@CF_WARNING_FILTERS[1]
+@STRATEGY_NAT_WARNING
+def test_cf_datasets_concat_of_aligned_pieces_is_the_single_write(
+    ds: xr.Dataset, data: st.DataObject
+) -> None:
+    splittable = [d for d, n in ds.sizes.items() if n >= 2]
+    assume(splittable)
+    dim = str(data.draw(st.sampled_from(splittable)))
+    size = ds.sizes[dim]
+    chunk = data.draw(st.integers(1, size - 1))
+    ds = _numpy_coords_dask_data(ds, dim, chunk)
+    store = MemoryBlockstore()
+    full = to_ipld_zarr(ds, store)
+    steps = list(range(chunk, size, chunk))
+    cuts = sorted(data.draw(st.sets(st.sampled_from(steps), min_size=1)))
+    pieces = [
+        to_ipld_zarr(ds.isel({dim: slice(a, b)}), store)
+        for a, b in itertools.pairwise([0, *cuts, size])
+    ]
+    try:
+        joined = ops.concat(pieces, dim, store)
+    except IncompatibleDatasetsError as exc:
+        # A refusal, never another root: variables whose CF encoding xarray picks per
+        # piece (datetime units from the first value), and a last piece shorter than one
+        # chunk (its chunk would be re-encoded).
+        message = str(exc)
+    else:
+        assert joined == full
+        return
+    assert "in input 1 but" in message or "the last input is chunked" in message, message
+
+
+@settings(max_examples=10, deadline=None)
+@given(cf_datasets(max_data_vars=3), st.data())
+@CF_WARNING_FILTERS[0]
+@CF_WARNING_FILTERS[1]
+@STRATEGY_NAT_WARNING
+def test_cf_datasets_merge_in_every_order_is_one_root(ds: xr.Dataset, data: st.DataObject) -> None:
+    names = list(ds.data_vars)
+    assume(len(names) >= 2)
+    store = MemoryBlockstore()
+    # Each part keeps every coordinate, as the pieces of one dataset do.
+    parts = [to_ipld_zarr(ds.drop_vars([n for n in names if n != name]), store) for name in names]
+    roots = {ops.merge(list(order), store) for order in itertools.permutations(parts)}
+    assert roots == {to_ipld_zarr(ds, store)}

@@ -64,12 +64,21 @@ def may_reencode(node: ArrayNode, name: str, shape: Sequence[int], chunks: Seque
     return is_dimension_coordinate(node, name) or tuple(chunks) == auto_chunk_shape(node.doc, shape)
 
 
+_VARIABLE_LENGTH = frozenset({"string", "bytes"})
+
+
 def canonical_chunks(
-    nodes: Sequence[ArrayNode], shape: Sequence[int], *, linkable: bool, coordinate: bool
+    nodes: Sequence[ArrayNode],
+    shape: Sequence[int],
+    *,
+    linkable: bool,
+    coordinate: bool,
+    axis: int | None = None,
 ) -> tuple[int, ...] | None:
     """The chunk shape a single write of the result (of ``shape``) gives, decided from the
     inputs'. ``linkable``: the inputs share one chunk shape, and the result's chunks are
-    whole chunks of the inputs (joins along chunk boundaries, windows on them).
+    whole chunks of the inputs (joins along chunk boundaries, windows on them). ``axis``:
+    the join axis (None for a subset of one input).
 
     * Linkable inputs keep their chunk shape: the variable was chunked by its encoding or
       by Dask, and its chunks are linked as they are.
@@ -77,13 +86,30 @@ def canonical_chunks(
       result gets the automatic chunking of its shape. A ``coordinate`` (coordinate-like:
       indexes, which xarray never backs by Dask, auxiliary coordinates, bounds) whose inputs
       are all automatically chunked is always taken to be numpy-backed, even when it is
-      linkable; a data variable then keeps its chunks (one Dask chunk per input, as in
-      one-file-per-step archives).
-    * Otherwise the inputs' chunk shape when they share one, else None (no single write
-      of the result gives these inputs).
+      linkable; so is a variable-length (object) array, which xarray loads before writing
+      even when Dask backs it. A data variable is taken to be numpy-backed only when its
+      inputs' chunks cannot come from one chosen chunk shape (all inputs but the last
+      sharing it, the last no longer along ``axis``, as pieces cut from one Dask-chunked
+      variable are).
+    * Otherwise the chunk shape the inputs share (but for a shorter last input), else None
+      (no single write of the result gives these inputs).
     """
-    shapes = {n.keys.chunk_shape for n in nodes}
+    shapes = [n.keys.chunk_shape for n in nodes]
+    chosen = _one_choice(shapes, axis)
     auto = all(is_auto_chunked(n) for n in nodes)
-    if auto and (coordinate or not linkable):
+    # xarray loads Dask-backed object (variable-length) arrays before writing them, so
+    # they are always written as numpy-backed.
+    numpy_backed = coordinate or nodes[0].doc.get("data_type") in _VARIABLE_LENGTH
+    if auto and (numpy_backed or not (linkable or chosen)):
         return auto_chunk_shape(nodes[0].doc, shape)
-    return next(iter(shapes)) if len(shapes) == 1 else None
+    return shapes[0] if chosen else None
+
+
+def _one_choice(shapes: Sequence[tuple[int, ...]], axis: int | None) -> bool:
+    """Whether chunk shapes could all come from one chosen chunk shape (``shapes[0]``)."""
+    first, last = shapes[0], shapes[-1]
+    if any(s != first for s in shapes[:-1]):
+        return False
+    return all(
+        a == b or (ax == axis and a < b) for ax, (a, b) in enumerate(zip(last, first, strict=True))
+    )

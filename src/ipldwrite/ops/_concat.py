@@ -160,7 +160,7 @@ def _plan(
     axis = dims_of(nodes[0], where).index(dim)
     shape = _joined_shape(nodes, axis)
     linkable = _linkable(nodes, axis)
-    chunks = canonical_chunks(nodes, shape, linkable=linkable, coordinate=coordinate)
+    chunks = canonical_chunks(nodes, shape, linkable=linkable, coordinate=coordinate, axis=axis)
     if chunks is None:
         raise IncompatibleDatasetsError(
             f"{where}: chunk shapes {[n.keys.chunk_shape for n in nodes]} differ between the "
@@ -180,12 +180,16 @@ def _plan(
             "Give the variable explicit chunks (encoding={name: {'chunks': ...}} or Dask "
             "chunks) when writing the inputs, or write the joined dataset with `to_ipld_zarr`"
         )
-    n, size = next(
-        (n, node.keys.shape[axis])
-        for n, node in enumerate(nodes[:-1], 1)
-        if node.keys.shape[axis] % chunks[axis]
+    for n, node in enumerate(nodes[:-1], 1):
+        if node.keys.shape[axis] % chunks[axis]:
+            raise _misaligned(n, node.keys.shape[axis], dim, chunks[axis], where)
+    raise IncompatibleDatasetsError(
+        f"{where}: the last input is chunked {nodes[-1].keys.chunk_shape} but the others "
+        f"{chunks}; in the joined dataset its chunks would be cut as {chunks}, which would "
+        "re-encode its chunk data. Write the last piece with the same chunks "
+        f"(encoding={{{name!r}: {{'chunks': {chunks}}}}}), or write the joined dataset with "
+        "`to_ipld_zarr`"
     )
-    raise _misaligned(n, size, dim, chunks[axis], where)
 
 
 def _concat_array(
