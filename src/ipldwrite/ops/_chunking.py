@@ -99,7 +99,8 @@ def canonical_chunks(
     auto = all(is_auto_chunked(n) for n in nodes)
     # xarray loads Dask-backed object (variable-length) arrays before writing them, so
     # they are always written as numpy-backed.
-    numpy_backed = coordinate or nodes[0].doc.get("data_type") in _VARIABLE_LENGTH
+    data_type = nodes[0].doc.get("data_type")
+    numpy_backed = coordinate or (isinstance(data_type, str) and data_type in _VARIABLE_LENGTH)
     if auto and (numpy_backed or not (linkable or chosen)):
         return auto_chunk_shape(nodes[0].doc, shape)
     return shapes[0] if chosen else None

@@ -91,9 +91,31 @@ def merge(
                 path="/" + group,
                 cids=(to_cid(a), to_cid(b)),
             )
-    attrs = combine([attrs_of(g) for g in groups], combine_attrs, f"group {'/' + group!r}")
+    all_attrs = [attrs_of(g) for g in groups]
+    attrs = combine(
+        [{k: v for k, v in a.items() if k != "coordinates"} for a in all_attrs],
+        combine_attrs,
+        f"group {'/' + group!r}",
+    )
+    attrs.update(_global_coordinates(out, group, all_attrs))
     out.nodes[group] = with_attrs(groups[0], attrs)
     return to_cid(out.write())
+
+
+def _global_coordinates(
+    out: Hierarchy, group: str, all_attrs: list[dict[str, Any]]
+) -> dict[str, str]:
+    """The group's ``coordinates`` attribute as xarray writes the merged dataset: the
+    coordinates that no variable's ``coordinates`` attribute names (an input may have
+    listed one there only because its variables did not use it), last, sorted."""
+    listed = {t for a in all_attrs for t in str(a.get("coordinates", "")).split()}
+    used = {
+        t
+        for node in out.arrays(group).values()
+        for t in str(attrs_of(node).get("coordinates", "")).split()
+    }
+    rest = sorted(listed - used)
+    return {"coordinates": " ".join(rest)} if rest else {}
 
 
 def _link_at(h: Hierarchy, path: str) -> Link:
