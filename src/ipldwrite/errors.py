@@ -149,7 +149,14 @@ class ChunkAlignmentError(IpldWriteError, ValueError):
 
 
 class MergeConflictError(IpldWriteError, ValueError):
-    """Two partial datasets hold different content for the same chunk or metadata."""
+    """Two datasets hold different content for the same path (group, array, attributes or
+    chunk). ``path`` names it ("/" for the root group) and ``cids`` holds the differing
+    CIDs (nodes, or chunks for a chunk conflict), when known."""
+
+    def __init__(self, message: str, *, path: str | None = None, cids: tuple[object, ...] = ()):
+        super().__init__(message)
+        self.path = path
+        self.cids = cids
 
 
 class IncompatibleDatasetsError(IpldWriteError, ValueError):

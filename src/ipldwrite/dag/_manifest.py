@@ -28,7 +28,7 @@ from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag._leafbytes import merge_leaf_bytes
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError, MergeConflictError
-from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str
+from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str, to_cid
 
 __all__ = [
     "NodeIO",
@@ -66,6 +66,12 @@ class NodeIO:
             # A cheap structural check: every item must be a link or null.
             if not isinstance(value, list) or not set(map(type, value)) <= _ENTRY_TYPES:
                 raise FormatError(f"{what} is not a list of links and nulls")
+            if value.count(None) == len(value):
+                # Writers put null in the parent instead: a second CID for the same manifest.
+                raise FormatError(
+                    f"{what} holds only nulls; writers never write such a node (its parent "
+                    "holds null instead), so this manifest is not in canonical form"
+                )
             node = value
             self._cache[key] = node
             if len(self._cache) > self._cache_nodes:
@@ -406,7 +412,9 @@ class _Builder:
         raise MergeConflictError(
             f"{self.what}: chunk {chunk} differs between {first.label} ({link_str(a)}) and "
             f"{second.label} ({link_str(b)}). Two writes produced different bytes for the same "
-            "chunk: make the regions disjoint, or re-run the write that is wrong."
+            "chunk: make the regions disjoint, or re-run the write that is wrong.",
+            path=self.what,
+            cids=(to_cid(a), to_cid(b)),
         )
 
     def _merge_leaves(self, origin: Index, hi: Index, leaves: list[tuple[Source, Link]]) -> Entry:

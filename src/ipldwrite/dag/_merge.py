@@ -17,7 +17,7 @@ from ipldwrite.dag._manifest import NodeIO, Source, assemble
 from ipldwrite.dag._nodes import ArrayNode, GroupNode, Node
 from ipldwrite.dag._tree import join_path, load_node, write_node
 from ipldwrite.errors import MergeConflictError
-from ipldwrite.ipld import Link, LinkLabel
+from ipldwrite.ipld import Link, LinkLabel, to_cid
 
 __all__ = ["merge_datasets"]
 
@@ -33,6 +33,7 @@ class _Merger:
     def __init__(self, blockstore: Blockstore) -> None:
         self.blockstore = blockstore
         self.io = NodeIO(blockstore)
+        self._links: tuple[Link, ...] = ()  # the nodes being merged, for conflict errors
 
     def merge(self, path: str, inputs: list[tuple[Link, object]]) -> Link:
         distinct: dict[bytes, tuple[Link, object]] = {}
@@ -40,6 +41,7 @@ class _Merger:
             distinct.setdefault(link.cid_bytes, (link, label))
         if len(distinct) == 1:
             return next(iter(distinct.values()))[0]
+        links = tuple(link for link, _ in distinct.values())
         nodes = [
             (load_node(self.blockstore, link, path), label) for link, label in distinct.values()
         ]
@@ -48,8 +50,11 @@ class _Merger:
         for node, label in nodes[1:]:
             if type(node) is not type(first):
                 raise MergeConflictError(
-                    f"{where} is a {_kind(first)} in {first_label} but a {_kind(node)} in {label}"
+                    f"{where} is a {_kind(first)} in {first_label} but a {_kind(node)} in {label}",
+                    path=f"/{path}",
+                    cids=tuple(map(to_cid, links)),
                 )
+        self._links = links
         if isinstance(first, ArrayNode):
             return self._merge_arrays(path, where, nodes)  # type: ignore[arg-type]
         return self._merge_groups(path, where, nodes)  # type: ignore[arg-type]
@@ -63,7 +68,9 @@ class _Merger:
                     f"{where} has different zarr.json metadata in {ref_label} and {label}"
                     f"{_doc_difference(ref, node)}. Partial writes of one dataset must share "
                     "the same template; datasets with different metadata are joined with "
-                    "ipldwrite.ops (concat, merge), not merged."
+                    "ipldwrite.ops (concat, merge), not merged.",
+                    path=where if where.startswith("/") else "/",
+                    cids=tuple(map(to_cid, self._links)),
                 )
 
     def _merge_groups(self, path: str, where: str, nodes: list[tuple[GroupNode, object]]) -> Link:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final
 
-from ipldwrite.dag._metadata import ChunkKeys
+from ipldwrite.dag._metadata import ChunkKeys, attribute_order
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError
 from ipldwrite.ipld import Link, LinkLabel
@@ -95,13 +95,35 @@ def _with_order(value: dict[str, Any], order: list[str] | None) -> dict[str, Any
 
 
 def _order_from(value: dict[str, Any], doc: Any, where: object) -> list[str] | None:
-    order = value.get("attribute_order")
-    if order is None:
+    if "attribute_order" not in value:
         return None
+    order = value["attribute_order"]
     attrs = doc.get("attributes") if isinstance(doc, dict) else None
     if not isinstance(order, list) or not isinstance(attrs, dict) or sorted(order) != sorted(attrs):
         raise FormatError(f"{where}: attribute_order does not list the attribute keys")
+    if attribute_order({"attributes": dict.fromkeys(order)}) is None:
+        raise FormatError(
+            f"{where}: attribute_order is redundant (the keys are already in DAG-CBOR order); "
+            "writers omit it, so this node is not in canonical form"
+        )
     return order
+
+
+#: The keys of each node kind; anything else makes a second CID for the same dataset.
+_KEYS: Final = {
+    "group": frozenset({"v", "type", "zarr", "members", "attribute_order"}),
+    "array": frozenset({"v", "type", "zarr", "manifest", "attribute_order"}),
+}
+_MANIFEST_KEYS: Final = frozenset({"grid", "tiles", "root"})
+
+
+def _check_keys(keys: Any, allowed: frozenset[str], where: object, what: str) -> None:
+    unknown = sorted(set(keys) - allowed)
+    if unknown:
+        raise FormatError(
+            f"{where}: unknown {what} keys {unknown}; zarr-on-IPLD version {FORMAT_VERSION} "
+            f"nodes hold only {sorted(allowed)}, so this node is not in canonical form"
+        )
 
 
 Node = ArrayNode | GroupNode
@@ -117,6 +139,7 @@ def node_from_ipld(value: Any, link: Link, path: str) -> Node:
             f"{where} has format version {value.get('v')!r}; this ipldwrite reads version "
             f"{FORMAT_VERSION}. Upgrade ipldwrite."
         )
+    _check_keys(value, _KEYS[value["type"]], where, "node")
     doc = value.get("zarr")
     if value["type"] == "group":
         members = value.get("members")
@@ -126,11 +149,16 @@ def node_from_ipld(value: Any, link: Link, path: str) -> Node:
             check_member_name(name, where)
             if not isinstance(member, Link):
                 raise FormatError(f"{where}: member {name!r} is not a link")
+        if "zarr" not in value:
+            raise FormatError(f"{where}: a group needs 'zarr' (map or null)")
         return GroupNode(doc, members, path, _order_from(value, doc, where))
     manifest = value.get("manifest")
     if not isinstance(doc, dict) or not isinstance(manifest, dict):
         raise FormatError(f"{where}: an array needs 'zarr' and 'manifest' maps")
-    root = manifest.get("root")
+    _check_keys(manifest, _MANIFEST_KEYS, where, "manifest")
+    if "root" not in manifest:
+        raise FormatError(f"{where}: the manifest needs 'root' (a link, or null)")
+    root = manifest["root"]
     if root is not None and not isinstance(root, Link):
         raise FormatError(f"{where}: manifest root is not a link")
     node = ArrayNode(doc, root, path, _order_from(value, doc, where))
@@ -140,4 +168,6 @@ def node_from_ipld(value: Any, link: Link, path: str) -> Node:
             f"{where}: manifest grid/tiles {manifest.get('grid')}/{manifest.get('tiles')} do not "
             f"match the array metadata (expected {list(tiling.grid)}/{tiling.to_ipld()})"
         )
+    if tiling.empty and root is not None:
+        raise FormatError(f"{where}: an array with no chunks (a zero-length grid) has root null")
     return node

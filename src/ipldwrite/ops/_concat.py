@@ -14,13 +14,12 @@ from ipldwrite.dag import ArrayNode, NodeIO, Source, assemble, join_path
 from ipldwrite.errors import IncompatibleDatasetsError
 from ipldwrite.ipld import to_cid
 from ipldwrite.ops._attrs import CombineAttrs, attrs_of, check_decoding_attrs, combine, with_attrs
+from ipldwrite.ops._chunking import canonical_chunks, coordinate_like, may_reencode
 from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array, with_shape
 from ipldwrite.store import resolve_blockstore
 
 #: The zarr.json fields that must agree for arrays to be joined by link.
 SAME_FIELDS = ("data_type", "codecs", "chunk_key_encoding", "fill_value", "storage_transformers")
-#: Coordinates this small may be re-written when their chunks do not line up.
-SMALL_COORDINATE = 1 << 20
 
 
 def concat(
@@ -37,8 +36,12 @@ def concat(
     Variables with ``dim`` are joined by placing each input's manifest at its offset: every
     input but the last must hold a whole number of chunks along ``dim``. Variables without
     ``dim`` must be identical in every input. With ``check_coords`` the coordinate along
-    ``dim`` is read (a small 1-D array) to check it is monotonic and non-overlapping; a
-    coordinate whose chunks do not line up is re-written (it is small), data variables never.
+    ``dim`` is read (a small 1-D array) to check it is monotonic and non-overlapping.
+
+    The result is the root a single write of the joined dataset gives: variables that were
+    chunked automatically (numpy-backed, :mod:`._chunking`) get the automatic chunking of
+    the joined shape, re-encoded when small. A variable that could only reach that form by
+    re-encoding real chunk data is refused, never joined into another root.
 
     Raises :class:`IncompatibleDatasetsError` before anything is written when inputs differ.
     """
@@ -57,24 +60,29 @@ def concat(
                 "(ipldwrite.ops.drop_vars) or merge them in separately."
             )
     # Every check runs before anything is built: a refused join writes nothing.
-    if check_coords and dim in names[0]:
-        _check_monotonic(store, inputs, join_path(group, dim), dim)
-    along: dict[str, list[ArrayNode]] = {}
+    if dim in names[0]:
+        _check_calendars([h.arrays(group)[dim] for h in inputs], dim)
+        if check_coords:
+            _check_monotonic(store, inputs, join_path(group, dim), dim)
+    along: dict[str, tuple[list[ArrayNode], tuple[int, ...]]] = {}
+    coordinates = set.union(
+        *(coordinate_like(h.arrays(group), attrs_of(h.group(group))) for h in inputs)
+    )
     for name in sorted(names[0]):
         nodes = [h.arrays(group)[name] for h in inputs]
         where = f"variable {name!r}"
         if dim in dims_of(nodes[0], where):
             _check_joinable(nodes, dim, where, is_coordinate=name == dim)
-            along[name] = nodes
+            along[name] = nodes, _plan(nodes, name, dim, where, name in coordinates)
         else:
             _check_identical(nodes, inputs, where, dim)
     if not along:
         raise IncompatibleDatasetsError(f"no variable has dimension {dim!r}: nothing to concat")
     out = Hierarchy(store, dict(inputs[0].nodes), inputs[0].root)
     io = NodeIO(store)
-    for name, nodes in along.items():
+    for name, (nodes, chunks) in along.items():
         joined = _concat_array(
-            store, io, nodes, inputs, dim, f"variable {name!r}", name == dim, combine_attrs
+            store, io, nodes, inputs, dim, f"variable {name!r}", chunks, combine_attrs
         )
         out.nodes[join_path(group, name)] = joined
     groups = [h.group(group) for h in inputs]
@@ -122,24 +130,66 @@ def _check_joinable(nodes: list[ArrayNode], dim: str, where: str, *, is_coordina
                     f"dataset {n} ({node.doc.get(field)!r}); re-write one input with the "
                     "other's encoding before joining"
                 )
-        if node.keys.chunk_shape != first.keys.chunk_shape and not is_coordinate:
-            raise IncompatibleDatasetsError(
-                f"{where}: chunk shape {node.keys.chunk_shape} in dataset {n} vs "
-                f"{first.keys.chunk_shape} in dataset 1; rechunk the inputs alike"
-            )
         for ax, (a, b) in enumerate(zip(node.keys.shape, first.keys.shape, strict=True)):
             if ax != axis and a != b:
                 raise IncompatibleDatasetsError(
                     f"{where}: {dims[ax]!r} has {a} entries in dataset {n} but {b} in "
                     f"dataset 1; concat along {dim!r} needs all other dimensions equal"
                 )
-    if is_coordinate:
-        return
-    chunk = first.keys.chunk_shape[axis]
+
+
+def _joined_shape(nodes: list[ArrayNode], axis: int) -> list[int]:
+    shape = list(nodes[0].keys.shape)
+    shape[axis] = sum(n.keys.shape[axis] for n in nodes)
+    return shape
+
+
+def _linkable(nodes: list[ArrayNode], axis: int) -> bool:
+    """One chunk shape, and every input but the last a whole number of chunks along axis."""
+    chunks = nodes[0].keys.chunk_shape
+    return all(n.keys.chunk_shape == chunks for n in nodes) and all(
+        n.keys.shape[axis] % chunks[axis] == 0 for n in nodes[:-1]
+    )
+
+
+def _plan(
+    nodes: list[ArrayNode], name: str, dim: str, where: str, coordinate: bool
+) -> tuple[int, ...]:
+    """The joined variable's canonical chunk shape; refuse when reaching it would need
+    chunk data re-encoded (more than a small coordinate-like array)."""
+    axis = dims_of(nodes[0], where).index(dim)
+    shape = _joined_shape(nodes, axis)
+    linkable = _linkable(nodes, axis)
+    chunks = canonical_chunks(nodes, shape, linkable=linkable, coordinate=coordinate, axis=axis)
+    if chunks is None:
+        raise IncompatibleDatasetsError(
+            f"{where}: chunk shapes {[n.keys.chunk_shape for n in nodes]} differ between the "
+            "inputs and are not what zarr picks automatically for each input, so no single "
+            "write of the joined dataset gives them; rechunk the inputs alike"
+        )
+    if (linkable and all(n.keys.chunk_shape == chunks for n in nodes)) or may_reencode(
+        nodes[0], name, shape, chunks
+    ):
+        return chunks
+    if chunks != nodes[0].keys.chunk_shape:
+        raise IncompatibleDatasetsError(
+            f"{where}: a single write of the joined dataset chunks it {chunks} (zarr's "
+            f"automatic chunking for shape {tuple(shape)}: the inputs are each chunked "
+            "automatically, as numpy-backed variables are), but the inputs are chunked "
+            f"{[n.keys.chunk_shape for n in nodes]}; that would re-encode its chunk data. "
+            "Give the variable explicit chunks (encoding={name: {'chunks': ...}} or Dask "
+            "chunks) when writing the inputs, or write the joined dataset with `to_ipld_zarr`"
+        )
     for n, node in enumerate(nodes[:-1], 1):
-        size = node.keys.shape[axis]
-        if size % chunk:
-            raise _misaligned(n, size, dim, chunk, where)
+        if node.keys.shape[axis] % chunks[axis]:
+            raise _misaligned(n, node.keys.shape[axis], dim, chunks[axis], where)
+    raise IncompatibleDatasetsError(
+        f"{where}: the last input is chunked {nodes[-1].keys.chunk_shape} but the others "
+        f"{chunks}; in the joined dataset its chunks would be cut as {chunks}, which would "
+        "re-encode its chunk data. Write the last piece with the same chunks "
+        f"(encoding={{{name!r}: {{'chunks': {chunks}}}}}), or write the joined dataset with "
+        "`to_ipld_zarr`"
+    )
 
 
 def _concat_array(
@@ -149,45 +199,32 @@ def _concat_array(
     inputs: list[Hierarchy],
     dim: str,
     where: str,
-    is_coordinate: bool,
+    chunks: tuple[int, ...],
     combine_attrs: CombineAttrs,
 ) -> ArrayNode:
     first = nodes[0]
     axis = dims_of(first, where).index(dim)
-    chunk = first.keys.chunk_shape[axis]
     all_attrs = [attrs_of(n) for n in nodes]
-    if is_coordinate and _time_units_differ(all_attrs):
-        return _concat_times(store, nodes, inputs, all_attrs, axis, combine_attrs, where)
+    if dims_of(first, where) == [dim] and _time_units_differ(all_attrs):
+        return _concat_times(store, nodes, inputs, all_attrs, chunks, combine_attrs, where)
     attrs = combine(all_attrs, combine_attrs, where)
-    sizes = [n.keys.shape[axis] for n in nodes]
-    shape = list(first.keys.shape)
-    shape[axis] = sum(sizes)
-    last = len(nodes)
-    misaligned = next(
-        (
-            n
-            for n, (node, size) in enumerate(zip(nodes, sizes, strict=True), 1)
-            if (n < last and size % chunk) or node.keys.chunk_shape != first.keys.chunk_shape
-        ),
-        None,
-    )
-    if misaligned is not None:
-        if is_coordinate and int(np.prod(shape)) * 16 <= SMALL_COORDINATE:
-            values = np.concatenate(
-                [read_values(store, h.root, n.path) for h, n in zip(inputs, nodes, strict=True)]  # type: ignore[arg-type]
-            )
-            return with_attrs(rewrite_array(store, first, shape, values), attrs)  # type: ignore[no-any-return]
-        raise _misaligned(misaligned, sizes[misaligned - 1], dim, chunk, where)
+    shape = _joined_shape(nodes, axis)
+    if not (_linkable(nodes, axis) and first.keys.chunk_shape == chunks):
+        values = np.concatenate(
+            [read_values(store, h.root, n.path) for h, n in zip(inputs, nodes, strict=True)],  # type: ignore[arg-type]
+            axis=axis,
+        )
+        return with_attrs(rewrite_array(store, first, shape, values, chunks), attrs)  # type: ignore[no-any-return]
     target = with_shape(first, shape, None)
     sources = []
     offset = 0
-    for n, (node, size) in enumerate(zip(nodes, sizes, strict=True), 1):
+    for n, node in enumerate(nodes, 1):
         chunk_offset = [0] * len(shape)
-        chunk_offset[axis] = offset // chunk
+        chunk_offset[axis] = offset // chunks[axis]
         sources.append(
             Source(node.tiling, node.manifest, offset=tuple(chunk_offset), label=f"dataset {n}")
         )
-        offset += size
+        offset += node.keys.shape[axis]
     manifest = assemble(io, target.tiling, sources, what=where)
     return with_attrs(target.with_manifest(manifest), attrs)  # type: ignore[no-any-return]
 
@@ -206,7 +243,7 @@ def _concat_times(
     nodes: list[ArrayNode],
     inputs: list[Hierarchy],
     all_attrs: list[dict[str, Any]],
-    axis: int,
+    chunks: tuple[int, ...],
     combine_attrs: CombineAttrs,
     where: str,
 ) -> ArrayNode:
@@ -233,9 +270,18 @@ def _concat_times(
     joined = np.concatenate(values)
     check_decoding_attrs([{**a, "units": units} for a in all_attrs], where)
     attrs = combine([{**a, "units": units} for a in all_attrs], combine_attrs, where)
-    shape = list(first.keys.shape)
-    shape[axis] = joined.shape[0]
-    return with_attrs(rewrite_array(store, first, shape, joined), attrs)  # type: ignore[no-any-return]
+    return with_attrs(rewrite_array(store, first, [joined.shape[0]], joined, chunks), attrs)  # type: ignore[no-any-return]
+
+
+def _check_calendars(nodes: list[ArrayNode], dim: str) -> None:
+    """cftime dates of different calendars cannot be compared or stored in one array."""
+    calendars = [attrs_of(n).get("calendar", "standard") for n in nodes]
+    if len(set(calendars)) > 1:
+        raise IncompatibleDatasetsError(
+            f"coordinate {dim!r} uses the calendars {calendars} (one per input): dates of "
+            "different calendars cannot be joined in one coordinate. Convert the inputs to "
+            "one calendar first (xarray's Dataset.convert_calendar) and re-write them"
+        )
 
 
 def _check_monotonic(store: Blockstore, inputs: list[Hierarchy], path: str, dim: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -9,15 +10,27 @@ import numpy as np
 from multiformats import CID
 
 from ipldwrite.blockstore import Blockstore
-from ipldwrite.dag import ArrayNode, GroupNode, Node, NodeIO, Source, assemble, join_path
-from ipldwrite.errors import IncompatibleDatasetsError
-from ipldwrite.ipld import to_cid
+from ipldwrite.dag import (
+    ArrayNode,
+    GroupNode,
+    Node,
+    NodeIO,
+    Source,
+    assemble,
+    join_path,
+    parent_of,
+    read_region,
+)
+from ipldwrite.errors import IncompatibleDatasetsError, MergeConflictError
+from ipldwrite.ipld import Link, link_str, to_cid
 from ipldwrite.ops._attrs import CombineAttrs, attrs_of, combine, with_attrs
-from ipldwrite.ops._concat import SMALL_COORDINATE
-from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array, with_shape
+from ipldwrite.ops._chunking import canonical_chunks, coordinate_like, may_reencode
+from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array
 from ipldwrite.store import resolve_blockstore
 
 BlockstoreLike = Blockstore | str | None
+#: Attributes that xarray's CF encoders add after the user's own (and "coordinates").
+_ENCODER_ATTRS = frozenset({"_FillValue", "missing_value", "scale_factor", "add_offset", "dtype"})
 _NEW_GROUP: dict[str, Any] = {"zarr_format": 3, "node_type": "group", "attributes": {}}
 
 
@@ -30,75 +43,198 @@ def merge(
 ) -> CID:
     """The union of the variables of datasets that share their coordinates.
 
-    A variable present in several inputs must be identical in all of them (same node, so
-    same metadata and same chunks — checked by CID, never by reading data). The result does
-    not depend on the order of ``cids``: group attributes combine with an order-free policy
-    (default ``"no_conflicts"``) and, unless all inputs agree, are stored in canonical order.
+    Every path is checked: a group, array or attribute present in several inputs must be
+    identical in all of them (same node, so same metadata and same chunks — checked by
+    CID, never by reading data), and identical subtrees are shared. Only the group at
+    ``group`` differs in kind: its members are the union of the inputs', and its
+    attributes combine as xarray's ``combine_attrs`` (default ``"no_conflicts"``) combines
+    them, in the order ``xr.merge`` gives (first input's keys first), so the root equals
+    that of ``xr.merge`` of the inputs, then a write. Any other difference is a
+    :class:`MergeConflictError` naming the path and both node CIDs.
     """
     store = resolve_blockstore(blockstore)
     inputs = [Hierarchy.load(store, cid) for cid in cids]
     if not inputs:
         raise ValueError("merge needs at least one dataset")
     out = Hierarchy(store, {})
+    owner: dict[str, Hierarchy] = {}
     prefix = f"{group}/" if group else ""
-    for h in sorted(inputs, key=lambda h: h.root.cid_bytes):  # type: ignore[union-attr]
-        for path, node in h.nodes.items():
-            if path == group or not path.startswith(prefix):
-                out.nodes.setdefault(path, node)  # the group itself and its ancestors
-                continue
+    for h in inputs:
+        h.group(group)
+        for path, node in sorted(h.nodes.items()):  # parents first: report the top difference
             existing = out.nodes.setdefault(path, node)
-            if existing != node:
-                raise IncompatibleDatasetsError(
-                    f"{'/' + path!r} differs between the inputs ({h.label} and another): "
-                    "merge joins datasets whose shared variables and coordinates are "
-                    "identical. Rename one (ipldwrite.ops.rename), drop it, or concat instead."
+            owner.setdefault(path, h)
+            # The group and its ancestors get their members from write_tree: compare the rest.
+            structural = path == group or prefix.startswith(f"{path}/") or not path
+            if structural and isinstance(node, GroupNode) and isinstance(existing, GroupNode):
+                same = path == group or (existing.doc, existing.order) == (node.doc, node.order)
+            else:
+                same = existing == node
+            if not same:
+                a, b = _link_at(owner[path], path), _link_at(h, path)
+                raise MergeConflictError(
+                    f"{'/' + path!r} differs between the inputs ({owner[path].label}: "
+                    f"{link_str(a)}, {h.label}: {link_str(b)}): merge joins datasets whose "
+                    "shared groups, variables and attributes are identical. Rename one "
+                    "(ipldwrite.ops.rename), drop it, or concat instead.",
+                    path="/" + path,
+                    cids=(to_cid(a), to_cid(b)),
                 )
     groups = [h.group(group) for h in inputs]
+    docs = [{k: v for k, v in (g.doc or {}).items() if k != "attributes"} for g in groups]
+    for h, doc in zip(inputs[1:], docs[1:], strict=True):
+        if doc != docs[0]:
+            a, b = _link_at(inputs[0], group), _link_at(h, group)
+            raise MergeConflictError(
+                f"group {'/' + group!r} has different zarr.json metadata in {inputs[0].label} "
+                f"and {h.label}",
+                path="/" + group,
+                cids=(to_cid(a), to_cid(b)),
+            )
     all_attrs = [attrs_of(g) for g in groups]
-    attrs = combine(all_attrs, combine_attrs, f"group {'/' + group!r}")
-    if any(list(a) != list(all_attrs[0]) for a in all_attrs):
-        attrs = dict(sorted(attrs.items(), key=lambda kv: (len(kv[0].encode()), kv[0].encode())))
+    attrs = combine(
+        [{k: v for k, v in a.items() if k != "coordinates"} for a in all_attrs],
+        combine_attrs,
+        f"group {'/' + group!r}",
+    )
+    attrs.update(_global_coordinates(out, group, all_attrs))
     out.nodes[group] = with_attrs(groups[0], attrs)
     return to_cid(out.write())
 
 
+def _global_coordinates(
+    out: Hierarchy, group: str, all_attrs: list[dict[str, Any]]
+) -> dict[str, str]:
+    """The group's ``coordinates`` attribute as xarray writes the merged dataset: the
+    coordinates that no variable's ``coordinates`` attribute names (an input may have
+    listed one there only because its variables did not use it), last, sorted."""
+    listed = {t for a in all_attrs for t in str(a.get("coordinates", "")).split()}
+    used = {
+        t
+        for node in out.arrays(group).values()
+        for t in str(attrs_of(node).get("coordinates", "")).split()
+    }
+    rest = sorted(listed - used)
+    return {"coordinates": " ".join(rest)} if rest else {}
+
+
+def _link_at(h: Hierarchy, path: str) -> Link:
+    """The CID of the node at ``path``, from its parent's members."""
+    if not path:
+        assert h.root is not None
+        return h.root
+    parent, name = parent_of(path)
+    node = h.nodes[parent]
+    assert isinstance(node, GroupNode)
+    return node.members[name]
+
+
 def isel(
     root: CID | str,
-    indexers: Mapping[str, slice],
+    indexers: Mapping[str, slice | int],
     blockstore: BlockstoreLike = None,
     *,
     group: str = "",
 ) -> CID:
-    """Subset along dimensions with chunk-aligned slices (``{"time": slice(0, 365)}``).
+    """Subset along dimensions with chunk-aligned slices (``{"time": slice(0, 365)}``) or
+    integers, which drop the dimension as xarray does (its coordinate becomes a scalar
+    coordinate, named in the ``coordinates`` attribute of the variables that had the
+    dimension).
 
     Data variables are windowed by manifest: a slice must start on a chunk boundary and end
-    on one (or at the end). Small 1-D coordinates whose chunks do not line up are re-written.
+    on one (or at the end); an integer needs chunks of 1 along its dimension. Variables
+    that a single write of the subset chunks otherwise (:mod:`._chunking`) are re-encoded
+    when small and refused when not.
     """
     store = resolve_blockstore(blockstore)
     h = Hierarchy.load(store, root)
     io = NodeIO(store)
-    for name, node in h.arrays(group).items():
+    arrays = h.arrays(group)
+    missing = set(indexers) - {d for n in arrays.values() for d in dims_of(n, "")}
+    if missing:
+        raise ValueError(f"dimensions {sorted(missing)} do not exist in the dataset")
+    plans = {}
+    coordinates = coordinate_like(arrays, attrs_of(h.group(group)))
+    for name, node in arrays.items():
         where = f"variable {name!r}"
         dims = dims_of(node, where)
         lo = [0] * len(dims)
         hi = list(node.keys.shape)
+        drop: list[int] = []
         for dim, sel in indexers.items():
             if dim not in dims:
                 continue
             axis = dims.index(dim)
-            start, stop, step = sel.indices(hi[axis])
-            if step != 1:
-                raise ValueError(
-                    f"isel by manifest takes contiguous slices; got step {step} for {dim!r}"
-                )
-            lo[axis], hi[axis] = start, max(start, stop)
+            if isinstance(sel, slice):
+                start, stop, step = sel.indices(hi[axis])
+                if step != 1:
+                    raise ValueError(
+                        f"isel by manifest takes contiguous slices; got step {step} for {dim!r}"
+                    )
+                lo[axis], hi[axis] = start, max(start, stop)
+                continue
+            i = operator.index(sel)
+            if not -hi[axis] <= i < hi[axis]:
+                raise IndexError(f"index {i} is out of bounds for {dim!r} of size {hi[axis]}")
+            lo[axis] = i % hi[axis]
+            hi[axis] = lo[axis] + 1
+            drop.append(axis)
         if lo == [0] * len(dims) and hi == list(node.keys.shape):
             continue
-        h.nodes[join_path(group, name)] = _window(store, io, h, node, lo, hi, dims, where)
-    missing = set(indexers) - {d for n in h.arrays(group).values() for d in dims_of(n, "")}
-    if missing:
-        raise ValueError(f"dimensions {sorted(missing)} do not exist in the dataset")
+        # Every window is planned before anything is written: a refused isel writes nothing.
+        plans[name] = _plan_window(node, name, lo, hi, drop, where, name in coordinates)
+    for name, (lo, hi, drop, chunks) in plans.items():
+        node = arrays[name]
+        where = f"variable {name!r}"
+        h.nodes[join_path(group, name)] = _window(store, io, h, node, lo, hi, drop, chunks, where)
+    scalars = [d for d, sel in indexers.items() if not isinstance(sel, slice) and d in arrays]
+    if scalars:
+        _name_scalar_coordinates(h, group, scalars)
     return to_cid(h.write())
+
+
+def _plan_window(
+    node: ArrayNode,
+    name: str,
+    lo: list[int],
+    hi: list[int],
+    drop: list[int],
+    where: str,
+    coordinate: bool,
+) -> tuple[list[int], list[int], list[int], tuple[int, ...]]:
+    chunks = node.keys.chunk_shape
+    shape = [b - a for axis, (a, b) in enumerate(zip(lo, hi, strict=True)) if axis not in drop]
+    aligned = all(
+        a % c == 0 and (b % c == 0 or b == size) and (axis not in drop or c == 1)
+        for axis, (a, b, c, size) in enumerate(zip(lo, hi, chunks, node.keys.shape, strict=True))
+    )
+    # Dropping an axis keeps a chunk's bytes only when no codec depends on its shape.
+    shape_free = not drop or all(
+        c.get("name") not in ("transpose", "sharding_indexed") for c in node.doc.get("codecs", [])
+    )
+    canonical = canonical_chunks(
+        [node], shape, linkable=aligned and shape_free, coordinate=coordinate
+    )
+    assert canonical is not None  # one input always shares its own chunk shape
+    if len(canonical) != len(shape):  # the input's own chunks, less the dropped axes
+        canonical = tuple(c for axis, c in enumerate(canonical) if axis not in drop)
+    kept = tuple(c for axis, c in enumerate(chunks) if axis not in drop)
+    if not (aligned and shape_free and canonical == kept) and not may_reencode(
+        node, name, shape, canonical
+    ):
+        dims = dims_of(node, where)
+        window = ", ".join(f"{d}[{a}:{b}]" for d, a, b in zip(dims, lo, hi, strict=True))
+        why = (
+            f"does not fall on chunk boundaries (chunks {chunks})"
+            if aligned is False or not shape_free
+            else f"is chunked {canonical} by a single write of the subset, not {chunks}"
+        )
+        raise IncompatibleDatasetsError(
+            f"{where}: the selection {window} {why}, so its chunk data would be re-encoded. "
+            "Select on chunk boundaries (integers need chunks of 1 along their dimension), "
+            "or subset with xarray and re-write with `to_ipld_zarr`"
+        )
+    return lo, hi, drop, canonical
 
 
 def _window(
@@ -108,26 +244,65 @@ def _window(
     node: ArrayNode,
     lo: list[int],
     hi: list[int],
-    dims: list[str],
+    drop: list[int],
+    chunks: tuple[int, ...],
     where: str,
 ) -> ArrayNode:
-    chunks = node.keys.chunk_shape
-    shape = [b - a for a, b in zip(lo, hi, strict=True)]
-    for axis, (a, b, c, size) in enumerate(zip(lo, hi, chunks, node.keys.shape, strict=True)):
-        if a % c or (b % c and b != size):
-            if len(dims) == 1 and int(np.prod(node.keys.shape)) * 16 <= SMALL_COORDINATE:
-                values = read_values(store, h.root, node.path)[a:b]  # type: ignore[arg-type]
-                return rewrite_array(store, node, shape, values)
-            raise IncompatibleDatasetsError(
-                f"{where}: the slice {a}:{b} of {dims[axis]!r} does not fall on chunk boundaries "
-                f"(chunk size {c}); use multiples of {c} (or the end), or subset with xarray and "
-                "re-write with `to_ipld_zarr`"
-            )
-    target = with_shape(node, shape, None)
-    lo_c = tuple(a // c for a, c in zip(lo, chunks, strict=True))
-    hi_c = tuple(-(-b // c) for b, c in zip(hi, chunks, strict=True))
-    source = Source(node.tiling, node.manifest, offset=tuple(-x for x in lo_c), lo=lo_c, hi=hi_c)
-    return target.with_manifest(assemble(io, target.tiling, [source], what=where))
+    keep = [axis for axis in range(len(lo)) if axis not in drop]
+    shape = [hi[axis] - lo[axis] for axis in keep]
+    old = node.keys.chunk_shape
+    doc = dict(node.doc)
+    doc["dimension_names"] = [d for axis, d in enumerate(dims_of(node, where)) if axis in keep]
+    if not keep:
+        del doc["dimension_names"]  # as xarray writes 0-d variables
+    if chunks != tuple(old[axis] for axis in keep) or any(
+        a % c or (b % c and b != size)
+        for a, b, c, size in zip(lo, hi, old, node.keys.shape, strict=True)
+    ):
+        window = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        values = read_values(store, h.root, node.path)[window]  # type: ignore[arg-type]
+        renamed = ArrayNode(doc, node.manifest, node.path, node.order)
+        return rewrite_array(store, renamed, shape, values.reshape(shape), chunks)
+    grid = doc["chunk_grid"]
+    doc["chunk_grid"] = dict(
+        grid, configuration=dict(grid["configuration"], chunk_shape=list(chunks))
+    )
+    doc["shape"] = shape
+    target = ArrayNode(doc, None, node.path, node.order)
+    lo_c = tuple(a // c for a, c in zip(lo, old, strict=True))
+    hi_c = tuple(-(-b // c) for b, c in zip(hi, old, strict=True))
+    if not drop:
+        source = Source(
+            node.tiling, node.manifest, offset=tuple(-x for x in lo_c), lo=lo_c, hi=hi_c
+        )
+        return target.with_manifest(assemble(io, target.tiling, [source], what=where))
+    # Dropped axes have chunks of 1: the chunks are the same bytes, at fewer coordinates.
+    cells = read_region(io, node.tiling, node.manifest, lo_c, hi_c)
+    cells = cells.reshape(tuple(cells.shape[axis] for axis in keep))
+    present = np.argwhere(cells != None)  # noqa: E711 (elementwise)
+    updates = {tuple(int(i) for i in at): cells[tuple(at)] for at in present}
+    return target.with_manifest(assemble(io, target.tiling, updates=updates, what=where))
+
+
+def _name_scalar_coordinates(h: Hierarchy, group: str, names: list[str]) -> None:
+    """Name new scalar coordinates in the ``coordinates`` attribute of every data variable,
+    sorted, as xarray's CF encoder writes a dataset with scalar coordinates."""
+    arrays = h.arrays(group)
+    listed = {t for n in arrays.values() for t in str(attrs_of(n).get("coordinates", "")).split()}
+    for name, node in arrays.items():
+        if name in names or name in listed or dims_of(node, name) == [name]:
+            continue
+        attrs = attrs_of(node)
+        tokens = set(str(attrs.get("coordinates", "")).split()) | set(names)
+        value = " ".join(sorted(tokens))
+        if "coordinates" in attrs:
+            attrs["coordinates"] = value
+        else:
+            # xarray adds it to the user's attributes before its encoders add theirs.
+            at = next((i for i, k in enumerate(attrs) if k in _ENCODER_ATTRS), len(attrs))
+            items = list(attrs.items())
+            attrs = dict([*items[:at], ("coordinates", value), *items[at:]])
+        h.nodes[join_path(group, name)] = with_attrs(node, attrs)
 
 
 def _rename_tokens(value: Any, mapping: Mapping[str, str]) -> Any:

@@ -70,6 +70,8 @@ class Hierarchy:
 
 def dims_of(node: ArrayNode, where: str) -> list[str]:
     dims = node.doc.get("dimension_names")
+    if dims is None and node.doc.get("shape") == []:
+        return []  # xarray writes no dimension_names for 0-d variables
     if not isinstance(dims, list) or any(not isinstance(d, str) for d in dims):
         raise FormatError(
             f"{where} has no dimension_names: it was not written by xarray, so it cannot be "
@@ -91,14 +93,23 @@ def read_values(blockstore: Blockstore, root: Link, path: str) -> npt.NDArray[An
 
 
 def rewrite_array(
-    blockstore: Blockstore, node: ArrayNode, shape: list[int], values: npt.NDArray[Any]
+    blockstore: Blockstore,
+    node: ArrayNode,
+    shape: list[int],
+    values: npt.NDArray[Any],
+    chunk_shape: tuple[int, ...] | None = None,
 ) -> ArrayNode:
-    """``node``'s metadata with a new shape and freshly written values.
+    """``node``'s metadata with a new shape (and chunk shape) and freshly written values.
 
     For small coordinate arrays whose chunks cannot be joined by link; zarr encodes them
     exactly as a direct write would.
     """
     doc = from_ipld_value(dict(node.doc, shape=shape))
+    if chunk_shape is not None:
+        grid = doc["chunk_grid"]
+        doc["chunk_grid"] = dict(
+            grid, configuration=dict(grid["configuration"], chunk_shape=list(chunk_shape))
+        )
     if node.order is not None:
         doc["attributes"] = {k: doc["attributes"][k] for k in node.order}
     store = IPLDStore(blockstore, read_only=False)
