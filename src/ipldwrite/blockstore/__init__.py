@@ -15,6 +15,7 @@ from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._counting import CountingBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
 from ipldwrite.blockstore._memory import MemoryBlockstore
+from ipldwrite.blockstore._objectstore import ObjectStoreBlockstore
 from ipldwrite.blockstore._resolve import (
     DEFAULT_BLOCKSTORE_PATH,
     BlockstoreSpec,
@@ -39,6 +40,7 @@ __all__ = [
     "CountingBlockstore",
     "DirectoryBlockstore",
     "MemoryBlockstore",
+    "ObjectStoreBlockstore",
     "TaskBuffer",
     "TaskCarBlockstore",
     "check_block_limit",

@@ -163,6 +163,12 @@ class Blockstore(ABC):
 
     def put_block(self, link: Link, data: BlockData) -> None:
         """Store a block whose link the caller computed (verified when ``verify`` is set)."""
+        self.check_put(link, data)
+        self._put(link, data)
+
+    def check_put(self, link: Link, data: BlockData) -> None:
+        """What :meth:`put_block` checks before storing: writable, size limit, hash (with
+        ``verify``). Backends that store batches themselves call it per block."""
         self._check_writable()
         if len(data) > self.max_block_size:
             raise BlockTooLargeError(
@@ -173,7 +179,6 @@ class Blockstore(ABC):
             )
         if self.verify:
             _verify(link, data)
-        self._put(link, data)
 
     def has(self, link: Link) -> bool:
         return self._has(link)

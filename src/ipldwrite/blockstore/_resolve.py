@@ -7,6 +7,7 @@ register themselves here (``register_scheme``), so the layers above name no back
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from ipldwrite.blockstore._base import Blockstore
 from ipldwrite.blockstore._car import CarBlockstore
 from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
+from ipldwrite.blockstore._objectstore import OBJECT_STORE_SCHEMES, ObjectStoreBlockstore
 from ipldwrite.blockstore._taskcar import TaskCarBlockstore
 from ipldwrite.errors import UnsupportedBlockstoreError
 
@@ -46,6 +48,7 @@ _EXTRAS: dict[str, str] = {
     "gcs": "gcs",
     "az": "azure",
     "abfs": "azure",
+    "abfss": "azure",
     "azure": "azure",
     "http": "ipfs",
     "https": "ipfs",
@@ -56,6 +59,11 @@ _EXTRAS: dict[str, str] = {
 def register_scheme(scheme: str, factory: Callable[..., Blockstore]) -> None:
     """Serve ``scheme://`` blockstore URLs with ``factory(url, **options)``."""
     _SCHEMES[scheme.lower()] = factory
+
+
+if importlib.util.find_spec("obstore") is not None:  # the s3 / gcs / azure extras
+    for _scheme in OBJECT_STORE_SCHEMES:
+        register_scheme(_scheme, ObjectStoreBlockstore)
 
 
 def default_blockstore() -> DirectoryBlockstore:
