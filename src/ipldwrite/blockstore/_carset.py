@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
+from ipldwrite.blockstore._location import car_location
 from ipldwrite.car._format import (
     CarLayout,
     iter_sections,
@@ -28,21 +29,9 @@ _EMPTY_U64: Final = np.empty(0, dtype=np.uint64)
 _EMPTY_U32: Final = np.empty(0, dtype=np.uint32)
 
 
-def _is_url(text: str) -> bool:
-    return "://" in text
-
-
 def _filesystem(location: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
     """(fsspec filesystem or None for plain local files, path)."""
-    if not _is_url(location):
-        return None, os.path.abspath(os.path.expanduser(location))
-    from fsspec.core import url_to_fs
-    from fsspec.implementations.local import LocalFileSystem
-
-    fs, path = url_to_fs(location, **storage_options)
-    if isinstance(fs, LocalFileSystem):
-        return None, os.path.abspath(path)  # plain os calls: pread, no fsspec buffering
-    return fs, path
+    return car_location(location, storage_options)
 
 
 def car_files(fs: Any, directory: str) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ from ipldwrite.blockstore._base import Blockstore
 from ipldwrite.blockstore._car import CarBlockstore
 from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
+from ipldwrite.blockstore._location import url_scheme
 from ipldwrite.blockstore._objectstore import OBJECT_STORE_SCHEMES, ObjectStoreBlockstore
 from ipldwrite.blockstore._taskcar import TaskCarBlockstore
 from ipldwrite.errors import UnsupportedBlockstoreError
@@ -33,9 +33,6 @@ __all__ = [
 DEFAULT_BLOCKSTORE_PATH = "~/.cache/ipldwrite/blocks"
 
 BlockstoreSpec = Blockstore | str | os.PathLike[str] | None
-
-#: ``scheme://`` at the start of a string: RFC 3986's scheme syntax.
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 #: scheme -> factory(url, **options). Filled by the backends that can serve a scheme.
 _SCHEMES: dict[str, Callable[..., Blockstore]] = {}
@@ -72,12 +69,6 @@ def default_blockstore() -> DirectoryBlockstore:
     return DirectoryBlockstore(os.environ.get("IPLDWRITE_BLOCKSTORE", DEFAULT_BLOCKSTORE_PATH))
 
 
-def url_scheme(value: str) -> str | None:
-    """The lower-cased scheme of a URL-like string, or None for a plain path."""
-    match = _URL.match(value)
-    return match.group(1).lower() if match else None
-
-
 def resolve_blockstore(blockstore: BlockstoreSpec, **options: Any) -> Blockstore:
     """A blockstore from what users pass: an instance, a directory path, a ``.car`` file, a
     directory of CARs, ``"car:<directory or URL>"`` (one CAR per write task), a URL whose
@@ -97,6 +88,8 @@ def resolve_blockstore(blockstore: BlockstoreSpec, **options: Any) -> Blockstore
     if scheme == "file":
         spec = spec[len("file://") :]
     elif scheme is not None:
+        if spec.endswith(".car"):  # one CAR at a URL: read in place, a range request a block
+            return CarSetBlockstore(spec, **options)
         return _from_url(scheme, spec, options)
     if spec.endswith(".car"):
         return CarBlockstore(spec, **options)
