@@ -54,4 +54,5 @@ def node() -> str:
             pytest.skip("js/node_modules is absent: run `npm ci` in js/")
     return exe
 
+
 from s3_server import s3_server  # noqa: E402, F401 - the loopback S3 server fixture

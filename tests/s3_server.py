@@ -70,9 +70,8 @@ class _Counter(logging.Handler):
 def s3_server() -> Iterator[S3Server]:
     try:
         import boto3
-        from moto.server import ThreadedMotoServer
-
         import obstore  # noqa: F401 - the backend under test
+        from moto.server import ThreadedMotoServer
     except ImportError as exc:
         pytest.skip(f"no S3 test server: {exc} (pip install -e '.[test]')")
     try:

@@ -20,15 +20,13 @@ import concurrent.futures
 import os
 import re
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.errors import UnsupportedBlockstoreError
 from ipldwrite.ipld import Link, link_str, to_link, verify_block
 
 __all__ = ["OBJECT_STORE_SCHEMES", "ObjectStoreBlockstore"]
-
-T = TypeVar("T")
 
 #: Requests in flight at once for the batch calls (get_many, put_many, a task's flush).
 DEFAULT_CONCURRENCY: Final = 16
@@ -41,18 +39,20 @@ OBJECT_STORE_SCHEMES: Final = ("s3", "s3a", "gs", "gcs", "az", "azure", "abfs", 
 
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://([^/]*)/?(.*)$", re.IGNORECASE)
 
-def _obstore() -> Any:
+
+def _obstore(url: str = "") -> Any:
     try:
         import obstore
     except ImportError as exc:
         raise UnsupportedBlockstoreError(
             "ObjectStoreBlockstore needs obstore: `pip install 'ipldwrite[s3]'` (or [gcs], "
-            "[azure])"
+            "[azure])",
+            url=url,
         ) from exc
     return obstore
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def _run[T](coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from synchronous code, even inside a running loop
     (a notebook): there it runs on a private thread, never nested in the caller's loop."""
     try:
@@ -66,7 +66,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def make_store(url: str, options: dict[str, Any]) -> Any:
     """The obstore client for ``url`` (``s3://bucket/prefix``, ``gs://…``, ``az://container/
     prefix``, ``file:///path``, ``memory://``); ``options`` go to its constructor."""
-    _obstore()
+    _obstore(url)
     from obstore import store as stores
 
     match = _URL.match(url)
@@ -228,7 +228,7 @@ class ObjectStoreBlockstore(Blockstore):
             return False
         return True
 
-    async def _bounded(self, coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    async def _bounded[T](self, coros: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(coro: Coroutine[Any, Any, T]) -> T:

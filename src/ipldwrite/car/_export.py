@@ -207,8 +207,8 @@ def export_car(
         raise ValueError(f"version={version}: CAR version must be 1 or 2")
     fs, where = car_location(path, storage_options)
     if fs is not None:
-        with tempfile.TemporaryDirectory(prefix="ipldwrite-car-") as tmp:
-            local = export_car(root, blockstore, Path(tmp, "upload.car"), version=version)
+        with tempfile.TemporaryDirectory(prefix="ipldwrite-car-") as staging:
+            local = export_car(root, blockstore, Path(staging, "upload.car"), version=version)
             fs.put_file(str(local.path), where)
         return dataclasses.replace(local, path=fs.unstrip_protocol(where))
     root_link = to_link(root)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from ipldwrite.cli import _blocks, _ops
+from ipldwrite.cli import _blocks, _ops, _pack
 from ipldwrite.cli._common import fail
 from ipldwrite.cli._demo import demo
 from ipldwrite.cli._ingest import ingest
@@ -30,6 +30,6 @@ def main() -> None:
     """
 
 
-for command in [demo, ingest, ls, info, cat, *_ops.COMMANDS, *_blocks.COMMANDS]:
+for command in [demo, ingest, ls, info, cat, *_ops.COMMANDS, *_blocks.COMMANDS, _pack.pack]:
     main.add_command(command)
 main.add_command(ls, name="tree")
