@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import os
 import re
+import threading
 from collections.abc import Coroutine, Iterable, Iterator, Sequence
 from typing import Any, Final
 
@@ -91,6 +92,24 @@ def make_store(url: str, options: dict[str, Any]) -> Any:
     )
 
 
+#: One client per location and options in each process: every Dask task unpickles its own
+#: copy of the blockstore, and a client per task would reconnect (and, on a cloud, fetch
+#: credentials) per task. A ``memory://`` store is its own data, so never shared.
+_CLIENTS: dict[tuple[str, str], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(url: str, options: dict[str, Any]) -> Any:
+    if url.lower().startswith("memory:"):
+        return make_store(url, options)
+    key = (url, repr(sorted(options.items())))
+    with _CLIENTS_LOCK:
+        store = _CLIENTS.get(key)
+        if store is None:
+            store = _CLIENTS[key] = make_store(url, options)
+        return store
+
+
 class ObjectStoreBlockstore(Blockstore):
     """Blocks as objects under ``url``: ``s3://bucket/prefix``, ``gs://bucket/prefix``,
     ``az://container/prefix``, ``file:///path`` (or ``memory://``, for tests).
@@ -144,14 +163,14 @@ class ObjectStoreBlockstore(Blockstore):
         self.concurrency = concurrency
         self.batch = batch
         self.shared_between_processes = not url.lower().startswith("memory:")
-        self._store: Any = make_store(url, options)  # fails now on a bad URL or option
+        self._store: Any = _client(url, options)  # fails now on a bad URL or option
         self._conditional = True  # cleared if the backend refuses mode="create"
 
     @property
     def store(self) -> Any:
         """The obstore client of this process (rebuilt after unpickling)."""
         if self._store is None:
-            self._store = make_store(self.url, self.options)
+            self._store = _client(self.url, self.options)
         return self._store
 
     @staticmethod
@@ -183,7 +202,20 @@ class ObjectStoreBlockstore(Blockstore):
             return None
 
     def _put(self, link: Link, data: BlockData) -> None:
-        _run(self._put_async(link, bytes(data)))
+        obstore = _obstore()
+        from obstore.exceptions import AlreadyExistsError, NotSupportedError
+
+        key = self.key(link)
+        if self._conditional:
+            try:
+                obstore.put(self.store, key, bytes(data), mode="create")
+                return
+            except AlreadyExistsError:
+                return  # content addressing: what is there is these bytes
+            except NotSupportedError:
+                self._conditional = False
+        if not self._has(link):
+            obstore.put(self.store, key, bytes(data))
 
     def _iter_links(self) -> Iterator[Link]:
         obstore = _obstore()
@@ -279,17 +311,20 @@ class ObjectStoreBlockstore(Blockstore):
         return state
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ObjectStoreBlockstore) and self.url == other.url
+        return (
+            isinstance(other, ObjectStoreBlockstore)
+            and self.__dask_tokenize__() == other.__dask_tokenize__()
+        )
 
     def __hash__(self) -> int:
-        return hash((ObjectStoreBlockstore, self.url))
+        return hash(self.__dask_tokenize__())
 
     def __repr__(self) -> str:
         return f"ObjectStoreBlockstore({self.url!r})"
 
     def __dask_tokenize__(self) -> object:
-        # Secrets stay out of task names; the URL identifies where blocks go.
-        return (ObjectStoreBlockstore, self.url)
+        # Secrets stay out of task names; the URL and endpoint identify where blocks go.
+        return (ObjectStoreBlockstore, self.url, str(self.options.get("endpoint", "")))
 
 
 class _TaskBatch(Blockstore):
@@ -302,6 +337,9 @@ class _TaskBatch(Blockstore):
         self.parent = parent
         self.blocks: dict[bytes, tuple[Link, bytes]] = {}
         self.buffered = 0
+        # zarr may encode a task's chunks on several threads: puts and flushes take turns.
+        # Readers need no lock: a flushed dict is replaced only once its upload is done.
+        self._lock = threading.Lock()
 
     def _get(self, link: Link) -> bytes | None:
         held = self.blocks.get(link.cid_bytes)
@@ -315,15 +353,21 @@ class _TaskBatch(Blockstore):
         return len(held[1]) if held is not None else self.parent._size(link)
 
     def _put(self, link: Link, data: BlockData) -> None:
-        if link.cid_bytes not in self.blocks:
+        with self._lock:
+            if link.cid_bytes in self.blocks:
+                return
             self.blocks[link.cid_bytes] = (link, bytes(data))
             self.buffered += len(data)
             if self.buffered >= TASK_BUFFER_BYTES:
-                self.flush()
+                self._flush()
 
     def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
         self.parent.upload(list(self.blocks.values()))
-        self.blocks.clear()
+        self.blocks = {}
         self.buffered = 0
 
     def __repr__(self) -> str:
