@@ -192,3 +192,18 @@ def test_task_cars_on_s3_with_storage_options_then_pack(client: Any, s3_server: 
     packed = _open_cost(s3_server, root, reopened)
     assert packed < per_task
     xr.testing.assert_identical(open_ipld_zarr(root, reopened).load(), lazy.compute())
+
+
+def test_a_block_of_a_car_on_s3_is_one_range_request(s3_server: S3Server) -> None:
+    store = ObjectStoreBlockstore("memory://")
+    ds = climate_cube(6, 4, 6)
+    root = to_ipld_zarr(ds, store)
+    url = f"{_prefix(BUCKETS[1])}/shards"
+    options = s3_server.storage_options()
+    export_car_shards(root, store, url, storage_options=options)
+    cars = CarSetBlockstore(url, storage_options=options)
+    links = list(cars.iter_links())  # loads the indexes
+    before = s3_server.requests
+    for link in links[:5]:
+        assert cars.get(link) == store.get(link)
+    assert s3_server.requests - before == 5
