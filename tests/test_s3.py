@@ -152,6 +152,11 @@ def test_every_entry_point_takes_s3_urls_as_urls(s3_env: S3Server, tmp_path: Pat
             "ipldwrite[azure]",
         ),
         (lambda: CarSetBlockstore("zz://host/dir"), None, "fsspec filesystem for zz://"),
+        (
+            lambda: export_car("bafkqaaa", DirectoryBlockstore("d"), "http://127.0.0.1:9/x.car"),
+            None,
+            "HTTP URLs are read-only",
+        ),
     ],
 )
 def test_car_urls_without_their_filesystem_are_refused_naming_the_extra(
@@ -160,7 +165,7 @@ def test_car_urls_without_their_filesystem_are_refused_naming_the_extra(
     if module is not None and importlib.util.find_spec(module) is not None:
         pytest.skip(f"{module} is installed here: the URL would be served")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UnsupportedBlockstoreError, match="never taken for local paths") as info:
+    with pytest.raises(UnsupportedBlockstoreError) as info:
         call()
     assert extra in str(info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["d"])

@@ -29,15 +29,25 @@ def url_scheme(value: str) -> str | None:
 
 
 def car_location(
-    location: str | os.PathLike[str], storage_options: dict[str, Any] | None = None
+    location: str | os.PathLike[str],
+    storage_options: dict[str, Any] | None = None,
+    *,
+    write: bool = False,
 ) -> tuple[Any, str]:
-    """(fsspec filesystem, or None for a local file; the path on it)."""
+    """(fsspec filesystem, or None for a local file; the path on it). ``write``: refuse
+    locations that can only be read (plain HTTP)."""
     text = os.fspath(location)
     scheme = url_scheme(text)
     if scheme is None:
         return None, os.path.abspath(os.path.expanduser(text))
     if scheme == "file":
         return None, os.path.abspath(text[len("file://") :])
+    if write and scheme in ("http", "https"):
+        raise UnsupportedBlockstoreError(
+            f"CAR files cannot be written to {text!r}: HTTP URLs are read-only here. Write "
+            "to a path or an object store (s3://, gs://, az://) and serve it from there.",
+            url=text,
+        )
     from fsspec.core import url_to_fs
     from fsspec.implementations.local import LocalFileSystem
 

@@ -9,8 +9,9 @@ of one shard stays small. The layout is the same as :class:`DirectoryBlockstore`
 Why obstore rather than fsspec: one Rust client (``object_store``, the Arrow project's) for
 S3, GCS, Azure and local files, with conditional puts (``mode="create"``), retries with
 exponential backoff and async calls built in, and no Python event loop or session for a
-worker process to keep alive. fsspec is still how CAR files reach object stores (``car:`` directories, CAR
-paths), where a file-like object with range reads is what the CAR code needs.
+worker process to keep alive. fsspec is still how CAR files reach object stores (``car:``
+directories, CAR paths), where a file-like object with range reads is what the CAR code
+needs.
 """
 
 from __future__ import annotations

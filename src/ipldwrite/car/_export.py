@@ -205,7 +205,7 @@ def export_car(
     """
     if version not in (1, 2):
         raise ValueError(f"version={version}: CAR version must be 1 or 2")
-    fs, where = car_location(path, storage_options)
+    fs, where = car_location(path, storage_options, write=True)
     if fs is not None:
         with tempfile.TemporaryDirectory(prefix="ipldwrite-car-") as staging:
             local = export_car(root, blockstore, Path(staging, "upload.car"), version=version)

@@ -65,7 +65,7 @@ def pack_car_directory(
     if not links:
         raise ValueError("pack needs the root CID(s) of the dataset(s) to keep")
     location = os.fspath(directory)
-    fs, where = car_location(location, storage_options)
+    fs, where = car_location(location, storage_options, write=True)
     before = car_files(fs, where)
     if not before:
         raise CarError(f"no CAR files in {location!r}: nothing to pack")

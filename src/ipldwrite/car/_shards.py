@@ -177,7 +177,7 @@ def export_car_shards(
     root_link = to_link(root)
     if max_bytes < 4096:
         raise ValueError(f"max_bytes={max_bytes}: a CAR shard needs room for at least 4 KiB")
-    fs, where = car_location(directory, storage_options)
+    fs, where = car_location(directory, storage_options, write=True)
     if fs is not None:
         with tempfile.TemporaryDirectory(prefix="ipldwrite-shards-") as tmp:
             local = export_car_shards(root_link, blockstore, tmp, max_bytes=max_bytes)
