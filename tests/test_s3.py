@@ -27,6 +27,7 @@ from ipldwrite.blockstore import (
 from ipldwrite.car import export_car, export_car_shards, import_car, pack_car_directory
 from ipldwrite.cli import main
 from ipldwrite.errors import UnsupportedBlockstoreError
+from ipldwrite.ingest import ingest
 from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
 from s3_server import ACCESS_KEY, BUCKETS, REGION, SECRET_KEY, S3Server
 
@@ -107,6 +108,12 @@ def test_every_entry_point_takes_s3_urls_as_urls(s3_env: S3Server, tmp_path: Pat
     assert isinstance(resolve_blockstore(url), ObjectStoreBlockstore)
     xr.testing.assert_identical(open_ipld_zarr(root, url).load(), ds)
     assert ops.concat([root], "time", url) == root
+    (tmp_path / "archive").mkdir()
+    for i in range(2):
+        ds.isel(time=slice(3 * i, 3 * i + 3)).to_netcdf(tmp_path / "archive" / f"part{i}.nc")
+    pattern = str(tmp_path / "archive" / "*.nc")
+    ingested = ingest(pattern, "time", url, chunks={"time": 3}, progress=False)
+    assert ingested == ingest(pattern, "time", tmp_path / "local", chunks={"time": 3})
 
     cars = _prefix(BUCKETS[1])
     one = export_car(root, resolve_blockstore(url), f"{cars}/one.car", version=2)
@@ -135,7 +142,7 @@ def test_every_entry_point_takes_s3_urls_as_urls(s3_env: S3Server, tmp_path: Pat
     out = runner.invoke(main, ["ls", str(root), "-b", url])
     assert out.exit_code == 0, out.output
     # Nothing but the two directories asked for: no local `s3:` directory.
-    assert sorted(p.name for p in Path.cwd().iterdir()) == ["cli", "imported"]
+    assert sorted(p.name for p in Path.cwd().iterdir()) == ["archive", "cli", "imported", "local"]
 
 
 @pytest.mark.parametrize(
