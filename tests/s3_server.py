@@ -99,4 +99,5 @@ def s3_server() -> Iterator[S3Server]:
         yield info
     finally:
         log.removeHandler(counter)
+        log.propagate = True
         server.stop()

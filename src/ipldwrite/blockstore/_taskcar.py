@@ -118,6 +118,9 @@ class TaskCarBlockstore(Blockstore):
     between workers (see the module docstring). As a blockstore it is read-only and reads
     every CAR in the directory as one (a :class:`CarSetBlockstore`), picking up new CARs
     as they appear; ``open_ipld_zarr(root, "car:<dir>")`` reads a dataset written so.
+    ``storage_options`` go to fsspec for a URL (``resolve_blockstore("car:s3://…",
+    storage_options=…)`` passes them too). ``ipldwrite pack`` (:func:`~ipldwrite.car.
+    pack_car_directory`) turns a finished write's task CARs into a few CARv2 shards.
     """
 
     supports_listing = True
