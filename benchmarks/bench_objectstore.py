@@ -28,7 +28,8 @@ its requests counted: requests per open are what a reader pays before the first 
 data. Every route's data is checked against the source. Between routes the server is
 reset (its memory freed) and the bucket made again, untimed.
 
-    .venv/bin/python benchmarks/bench_objectstore.py [--quick] [--steps N]
+    .venv/bin/python benchmarks/bench_objectstore.py [--quick]
+    BENCH_STEPS=240 BENCH_LATENCY_MS=20 .venv/bin/python benchmarks/bench_objectstore.py
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ _REQUEST = re.compile(r"HTTP/1\.[01](?:\x1b\[[0-9;]*m)?\" \d{3}")
 class S3Server:
     """moto's server in a subprocess; ``requests()`` counts what it has answered."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, latency_ms: float = 0) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -83,8 +84,12 @@ class S3Server:
         # once the object is above its buffer size (about 5 MiB): keep objects in memory, so a
         # range read of a 64 MiB CAR shard costs a copy, not a disk read too.
         env = {**os.environ, "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(1 << 30)}
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        if latency_ms:
+            script = Path(__file__).with_name("_moto_latency.py")
+            command = [sys.executable, str(script), str(port), str(latency_ms)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            command,
             stdout=self._out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -228,6 +233,9 @@ def read_back(server: S3Server, opener: Callable[[], xr.Dataset], ds: xr.Dataset
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     steps = 24 if args.quick else int(os.environ.get("BENCH_STEPS", "720"))
+    # BENCH_LATENCY_MS: each request delayed this long, concurrently (a real store's
+    # latency); the results then go to objectstore-latency<ms>.json.
+    latency = float(os.environ.get("BENCH_LATENCY_MS", "0"))
     os.environ.setdefault("ICECHUNK_LOG", "error")
     icechunk.set_logs_filter(None)
     # For the to_zarr route's pickled S3Store (see Routes.to_zarr); workers inherit these.
@@ -239,7 +247,7 @@ def main() -> None:
     )
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="ipldwrite-bench-s3-") as tmp:
-        server = S3Server(Path(tmp, "moto.log"))
+        server = S3Server(Path(tmp, "moto.log"), latency)
         cluster = LocalCluster(
             n_workers=2,
             threads_per_worker=1,
@@ -261,9 +269,11 @@ def main() -> None:
         "dask_chunk_steps": 24,
         "cluster": "2 worker processes x 1 thread",
         "server": "moto (python -m moto.server), one process, objects in memory",
+        "latency_ms": latency,
         "source": source_state(),
     }
-    write_results(args, "objectstore", config, results)
+    name = f"objectstore-latency{latency:g}ms" if latency else "objectstore"
+    write_results(args, name, config, results)
 
 
 def run(client: Client, server: S3Server, steps: int) -> dict[str, Any]:
