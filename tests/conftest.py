@@ -55,3 +55,6 @@ def node() -> str:
         if not (JS_MODULES / package).is_dir():
             pytest.skip("js/node_modules is absent: run `npm ci` in js/")
     return exe
+
+
+from s3_server import s3_server  # noqa: E402, F401 - the loopback S3 server fixture

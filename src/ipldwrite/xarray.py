@@ -19,7 +19,7 @@ from xarray.backends.writers import _validate_dataset_names, dump_to_store, get_
 from xarray.backends.zarr import ZarrBackendEntrypoint
 from xarray.namedarray.pycompat import is_chunked_array
 
-from ipldwrite.blockstore import Blockstore, TaskCarBlockstore
+from ipldwrite.blockstore import Blockstore
 from ipldwrite.dask import (
     check_blockstore_reachable,
     chunk_threads_for,
@@ -146,16 +146,14 @@ def to_ipld_zarr(
         Task retries on a distributed cluster; retries cannot change the root.
     """
     store_blocks = resolve_blockstore(blockstore)
-    cars = store_blocks if isinstance(store_blocks, TaskCarBlockstore) else None
-    base_cars = cars.existing() if cars is not None and base is not None else []
-    # Per-task CARs: what the client writes (the template) is buffered and becomes a CAR too.
-    client_blocks = cars.with_context(base_cars).open_task() if cars is not None else store_blocks
+    # What the client writes (the template) goes through the blockstore's write hook: a
+    # backend may buffer it (per-task CARs, batched uploads) like any task's blocks.
+    client_blocks = store_blocks.open_write(None if base is None else to_link(base))
     if isinstance(obj, xr.DataTree):
         if base is not None or client is not None:
             raise ValueError("DataTrees are written sequentially: drop base=/client=")
         root = write_sequential(obj, client_blocks, group=group, encoding=encoding)
-        if cars is not None:
-            cars.finish_task(client_blocks, to_link(root))
+        store_blocks.finish_write(client_blocks, [to_link(root)])
         return root
     ds = _as_dataset(obj)
     if any(is_chunked_array(v.data) for v in ds.variables.values()):
@@ -173,14 +171,12 @@ def to_ipld_zarr(
         align_chunks=align_chunks,
         write_empty_chunks=write_empty_chunks,
     )
-    if cars is not None:
-        template_car = cars.finish_task(client_blocks, plan.template)
-        client_cars = [template_car]
-        if plan.base is not None and plan.base != plan.template:
-            # The partials' base (the template less overwritten chunks) has nodes of its own.
-            client_cars.append(cars.finish_task(client_blocks, plan.base))
-        context = [*client_cars, *(p for p in base_cars if p not in client_cars)]
-        plan = dataclasses.replace(plan, blockstore=cars.with_context(context))
+    # The partials' base (the template less the chunks a region write overwrites) has
+    # nodes of its own, which the tasks read like the template's.
+    made = [plan.template]
+    if plan.base is not None and plan.base != plan.template:
+        made.append(plan.base)
+    plan = dataclasses.replace(plan, blockstore=store_blocks.finish_write(client_blocks, made))
     tasks = sum(source.npartitions for source in plan.sources)
     tree = plan.merge_tree(split_every, chunk_threads=chunk_threads_for(tasks, client))
     if not compute:

@@ -22,6 +22,7 @@ from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._counting import CountingBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
 from ipldwrite.blockstore._memory import MemoryBlockstore
+from ipldwrite.blockstore._objectstore import ObjectStoreBlockstore
 from ipldwrite.blockstore._resolve import (
     DEFAULT_BLOCKSTORE_PATH,
     BlockstoreSpec,
@@ -54,6 +55,7 @@ __all__ = [
     "GatewayBlockstore",
     "KuboBlockstore",
     "MemoryBlockstore",
+    "ObjectStoreBlockstore",
     "TaskBuffer",
     "TaskCarBlockstore",
     "check_block_limit",

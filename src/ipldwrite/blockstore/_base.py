@@ -256,6 +256,21 @@ class Blockstore(ABC):
         Called only after the task succeeded. Default: nothing to do."""
         return None
 
+    # A write's first phase (the template: hierarchy, metadata, numpy-backed variables)
+    # runs on the client, before any task; these two bracket it the same way.
+    def open_write(self, base: Link | None = None) -> Blockstore:
+        """The blockstore the client writes a write's template through; ``base`` is the
+        dataset written on top of, if any. Default: :meth:`open_task`."""
+        return self.open_task(() if base is None else (base,))
+
+    def finish_write(self, task: Blockstore, roots: Sequence[Link]) -> Blockstore:
+        """Make durable what ``task`` (from :meth:`open_write`) wrote: the DAGs under
+        ``roots`` (the template first, then the partials' base where a region write has
+        one). Return the blockstore the write's tasks receive. Default: :meth:`finish_task`
+        on the template (it makes everything the task holds durable), then this blockstore."""
+        self.finish_task(task, roots[0])
+        return self
+
     def _check_writable(self) -> None:
         if self.read_only:
             raise ReadOnlyError(f"{self!r} is read-only; open a writable blockstore to add blocks")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
+from ipldwrite.blockstore._location import car_location, url_scheme
 from ipldwrite.car._format import (
     CarIndex,
     CarLayout,
@@ -16,7 +17,7 @@ from ipldwrite.car._format import (
     read_layout,
     read_section_at,
 )
-from ipldwrite.errors import CarError, ReadOnlyError
+from ipldwrite.errors import CarError, ReadOnlyError, UnsupportedBlockstoreError
 from ipldwrite.ipld import Link, link_str
 
 
@@ -38,7 +39,15 @@ class CarBlockstore(Blockstore):
     supports_listing = True
 
     def __init__(self, path: str | os.PathLike[str], *, verify: bool = True) -> None:
-        self._init(Path(path).expanduser().absolute(), verify)
+        text = os.fspath(path)
+        if url_scheme(text) not in (None, "file"):
+            raise UnsupportedBlockstoreError(
+                f"CarBlockstore reads local files, and {text!r} is a URL: read it in place "
+                "with CarSetBlockstore(url, storage_options=…) or resolve_blockstore(url) "
+                "(a range request per block), or download it first",
+                url=text,
+            )
+        self._init(Path(car_location(text)[1]), verify)
         self._open()  # a damaged file fails here, not at the first read
 
     def _init(self, path: Path, verify: bool) -> None:

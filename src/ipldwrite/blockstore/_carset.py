@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
+from ipldwrite.blockstore._location import car_location
 from ipldwrite.car._format import (
     CarLayout,
     iter_sections,
@@ -26,23 +27,14 @@ __all__ = ["CarSetBlockstore", "car_files"]
 CarSource = str | os.PathLike[str]
 _EMPTY_U64: Final = np.empty(0, dtype=np.uint64)
 _EMPTY_U32: Final = np.empty(0, dtype=np.uint32)
-
-
-def _is_url(text: str) -> bool:
-    return "://" in text
+#: The most a remote read fetches ahead to get a whole section in one request (a block is
+#: at most 2 MiB; a sparser index than the file's sections means "do not guess").
+_MAX_PREFETCH: Final = (2 << 20) + 4096
 
 
 def _filesystem(location: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
     """(fsspec filesystem or None for plain local files, path)."""
-    if not _is_url(location):
-        return None, os.path.abspath(os.path.expanduser(location))
-    from fsspec.core import url_to_fs
-    from fsspec.implementations.local import LocalFileSystem
-
-    fs, path = url_to_fs(location, **storage_options)
-    if isinstance(fs, LocalFileSystem):
-        return None, os.path.abspath(path)  # plain os calls: pread, no fsspec buffering
-    return fs, path
+    return car_location(location, storage_options)
 
 
 def car_files(fs: Any, directory: str) -> list[str]:
@@ -142,6 +134,7 @@ class CarSetBlockstore(Blockstore):
         self._paths: list[str] = []
         self._layouts: list[CarLayout] = []
         self._parts: list[tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]] = []
+        self._starts: list[npt.NDArray[np.uint64]] = []  # each CAR's section offsets, sorted
         self._table: _Table | None = None
 
     # -- loading --------------------------------------------------------------------------------
@@ -180,6 +173,7 @@ class CarSetBlockstore(Blockstore):
             self._paths.append(path)
             self._layouts.append(layout)
             self._parts.append((keys, np.full(len(keys), number, dtype=np.uint32), offsets))
+            self._starts.append(np.unique(offsets))
         if self._parts:
             keys = np.concatenate([p[0] for p in self._parts])
             order = np.argsort(keys, kind="stable")  # stable: equal keys keep CAR order
@@ -224,13 +218,35 @@ class CarSetBlockstore(Blockstore):
         return layout, np.concatenate(key_parts), np.concatenate(offset_parts)
 
     # -- reading --------------------------------------------------------------------------------
-    def _reader(self, path: str) -> tuple[Callable[[int, int], bytes], Callable[[], None]]:
-        """A ``pread(length, offset)`` over ``path`` and its closer."""
+    def _reader(
+        self, path: str, number: int | None = None, offset: int = 0
+    ) -> tuple[Callable[[int, int], bytes], Callable[[], None]]:
+        """A ``pread(length, offset)`` over ``path`` and its closer. Remote, with the CAR's
+        ``number`` and a section's ``offset``: the whole section is fetched in one range
+        request (it ends where the index's next section starts), not its head then data."""
         if self._fs is None:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             return (lambda n, at: os.pread(fd, n, at)), (lambda: os.close(fd))
         fs = self._fs
-        return (lambda n, at: fs.cat_file(path, start=at, end=at + n)), (lambda: None)
+
+        def fetch(n: int, at: int) -> bytes:
+            return fs.cat_file(path, start=at, end=at + n)  # type: ignore[no-any-return]
+
+        if number is None:
+            return fetch, lambda: None
+        starts = self._starts[number]
+        after = int(np.searchsorted(starts, np.uint64(offset), side="right"))
+        end = int(starts[after]) if after < len(starts) else self._layouts[number].payload_end
+        if not 0 < end - offset <= _MAX_PREFETCH:
+            return fetch, lambda: None  # a sparse index: fetch what the section says
+        section = fetch(end - offset, offset)
+
+        def pread(n: int, at: int) -> bytes:
+            if offset <= at and at + n <= end:
+                return section[at - offset : at - offset + n]
+            return fetch(n, at)
+
+        return pread, lambda: None
 
     def _find(self, link: Link, want_data: bool) -> tuple[int, bytes | None] | None:
         """(data length, data or None) of ``link``'s block, or None if no CAR holds it."""
@@ -245,7 +261,7 @@ class CarSetBlockstore(Blockstore):
         key = _prefix(digest)
         for number, offset in table.candidates(key):
             path = self._paths[number]
-            pread, close = self._reader(path)
+            pread, close = self._reader(path, number if want_data else None, offset)
             try:
                 try:
                     at, data_offset, length = read_section_with(

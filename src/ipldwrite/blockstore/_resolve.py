@@ -7,8 +7,8 @@ register themselves here (``register_scheme``), so the layers above name no back
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +16,8 @@ from ipldwrite.blockstore._base import Blockstore
 from ipldwrite.blockstore._car import CarBlockstore
 from ipldwrite.blockstore._carset import CarSetBlockstore
 from ipldwrite.blockstore._directory import DirectoryBlockstore
+from ipldwrite.blockstore._location import url_scheme
+from ipldwrite.blockstore._objectstore import OBJECT_STORE_SCHEMES, ObjectStoreBlockstore
 from ipldwrite.blockstore._taskcar import TaskCarBlockstore
 from ipldwrite.errors import UnsupportedBlockstoreError
 
@@ -32,9 +34,6 @@ DEFAULT_BLOCKSTORE_PATH = "~/.cache/ipldwrite/blocks"
 
 BlockstoreSpec = Blockstore | str | os.PathLike[str] | None
 
-#: ``scheme://`` at the start of a string: RFC 3986's scheme syntax.
-_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
 #: scheme -> factory(url, **options). Filled by the backends that can serve a scheme.
 _SCHEMES: dict[str, Callable[..., Blockstore]] = {}
 
@@ -46,6 +45,7 @@ _EXTRAS: dict[str, str] = {
     "gcs": "gcs",
     "az": "azure",
     "abfs": "azure",
+    "abfss": "azure",
     "azure": "azure",
     "http": "ipfs",
     "https": "ipfs",
@@ -88,18 +88,15 @@ def register_scheme(scheme: str, factory: Callable[..., Blockstore]) -> None:
 for _scheme in ("http", "https"):
     register_scheme(_scheme, _ipfs_backend("rpc"))
     register_scheme(f"gateway+{_scheme}", _ipfs_backend("gateway"))
+if importlib.util.find_spec("obstore") is not None:  # the s3 / gcs / azure extras
+    for _scheme in OBJECT_STORE_SCHEMES:
+        register_scheme(_scheme, ObjectStoreBlockstore)
 
 
 def default_blockstore() -> DirectoryBlockstore:
     """The embedded default: a :class:`DirectoryBlockstore` at ``$IPLDWRITE_BLOCKSTORE``
     (default ``~/.cache/ipldwrite/blocks``)."""
     return DirectoryBlockstore(os.environ.get("IPLDWRITE_BLOCKSTORE", DEFAULT_BLOCKSTORE_PATH))
-
-
-def url_scheme(value: str) -> str | None:
-    """The lower-cased scheme of a URL-like string, or None for a plain path."""
-    match = _URL.match(value)
-    return match.group(1).lower() if match else None
 
 
 def resolve_blockstore(blockstore: BlockstoreSpec, **options: Any) -> Blockstore:
@@ -121,6 +118,8 @@ def resolve_blockstore(blockstore: BlockstoreSpec, **options: Any) -> Blockstore
     if scheme == "file":
         spec = spec[len("file://") :]
     elif scheme is not None:
+        if spec.endswith(".car"):  # one CAR at a URL: read in place, a range request a block
+            return CarSetBlockstore(spec, **options)
         return _from_url(scheme, spec, options)
     if spec.endswith(".car"):
         return CarBlockstore(spec, **options)

@@ -48,10 +48,17 @@ class TaskBuffer(Blockstore):
     ``reader.where(link) < context`` tells a context block from an input's.
     """
 
-    def __init__(self, reader: CarSetBlockstore, context: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        reader: CarSetBlockstore,
+        context: int,
+        context_cars: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.reader = reader
         self.context = context
+        self.context_cars = tuple(context_cars)  # their paths, for the tasks after a template
         self.blocks: dict[bytes, bytes] = {}
 
     def _get(self, link: Link) -> bytes | None:
@@ -111,6 +118,9 @@ class TaskCarBlockstore(Blockstore):
     between workers (see the module docstring). As a blockstore it is read-only and reads
     every CAR in the directory as one (a :class:`CarSetBlockstore`), picking up new CARs
     as they appear; ``open_ipld_zarr(root, "car:<dir>")`` reads a dataset written so.
+    ``storage_options`` go to fsspec for a URL (``resolve_blockstore("car:s3://…",
+    storage_options=…)`` passes them too). ``ipldwrite pack`` (:func:`~ipldwrite.car.
+    pack_car_directory`) turns a finished write's task CARs into a few CARv2 shards.
     """
 
     supports_listing = True
@@ -201,6 +211,7 @@ class TaskCarBlockstore(Blockstore):
         return TaskBuffer(
             reader,
             len(self.context),
+            self.context,
             hasher=self.hasher,
             max_block_size=self.max_block_size,
             verify=self.verify,
@@ -235,6 +246,19 @@ class TaskCarBlockstore(Blockstore):
             with self._fs.open(path, "wb") as f:
                 write_car_blocks(f.write, [root], blocks)
         return path
+
+    def open_write(self, base: Link | None = None) -> TaskBuffer:
+        """The template's buffer; writing on top of ``base`` reads every CAR there now
+        (the base's template and chunks live in CARs named after other roots)."""
+        return self.with_context(self.existing() if base is not None else []).open_task()
+
+    def finish_write(self, task: Blockstore, roots: Sequence[Link]) -> TaskCarBlockstore:
+        """Write one CAR per root (the template's, and the partials' base's when a region
+        write has one); the tasks read them (and the base's CARs) as context."""
+        if not isinstance(task, TaskBuffer):
+            raise TypeError(f"finish_write takes the buffer open_write gave, not {task!r}")
+        made = [self.finish_task(task, root) for root in roots]
+        return self.with_context([*made, *(p for p in task.context_cars if p not in made)])
 
     def _exists(self, path: str) -> bool:
         return os.path.exists(path) if self._fs is None else bool(self._fs.exists(path))

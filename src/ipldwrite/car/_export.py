@@ -6,17 +6,20 @@ Everything streams: one block is in memory at a time, plus a set of the CIDs alr
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from multiformats import CID
 
 from ipldwrite.blockstore._base import BlockGetter, Blockstore
+from ipldwrite.blockstore._location import car_location
 from ipldwrite.car._format import (
     CarLayout,
     CarWriter,
@@ -57,7 +60,7 @@ _MAX_PATH_SHOWN: Final = 12
 class CarSummary:
     """What :func:`export_car` wrote."""
 
-    path: Path
+    path: Path | str  # a URL (str) when written to an object store
     root: Link
     version: int
     blocks: int  # sections written (identity CIDs are never written: they carry their data)
@@ -180,7 +183,12 @@ def _temporary(path: Path) -> tuple[Path, IO[bytes]]:
 
 
 def export_car(
-    root: object, blockstore: BlockGetter, path: str | os.PathLike[str], *, version: int = 1
+    root: object,
+    blockstore: BlockGetter,
+    path: str | os.PathLike[str],
+    *,
+    version: int = 1,
+    storage_options: dict[str, Any] | None = None,
 ) -> CarSummary:
     """Write the DAG under ``root`` to a CAR file at ``path``.
 
@@ -193,11 +201,21 @@ def export_car(
     Every block is hashed on the way out. The file is written under a temporary name and
     renamed at the end: an error (a missing block raises :class:`BlockNotFoundError`
     naming the CID and its path from the root) leaves nothing at ``path``.
+
+    ``path`` may be a URL fsspec reaches (``s3://…``, with ``storage_options``): the CAR is
+    written to a local temporary file, then uploaded in one go (an object store publishes
+    it only once complete).
     """
     if version not in (1, 2):
         raise ValueError(f"version={version}: CAR version must be 1 or 2")
+    fs, where = car_location(path, storage_options, write=True)
+    if fs is not None:
+        with tempfile.TemporaryDirectory(prefix="ipldwrite-car-") as staging:
+            local = export_car(root, blockstore, Path(staging, "upload.car"), version=version)
+            fs.put_file(str(local.path), where)
+        return dataclasses.replace(local, path=fs.unstrip_protocol(where))
     root_link = to_link(root)
-    target = Path(path)
+    target = Path(where)
     if target.is_dir():
         raise IsADirectoryError(f"{target} is a directory; give the path of the CAR file")
     tmp, f = _temporary(target)
@@ -245,20 +263,25 @@ def _checked(f: IO[bytes], layout: CarLayout, name: str) -> Iterator[tuple[Link,
         yield link, data
 
 
-def import_car(path: str | os.PathLike[str], blockstore: Blockstore) -> CID:
+def import_car(
+    path: str | os.PathLike[str],
+    blockstore: Blockstore,
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> CID:
     """Put every block of the CAR at ``path`` into ``blockstore``; return its single root.
 
     The whole file is read and every block's hash checked first, so a damaged CAR
     (:class:`CorruptBlockError`, :class:`TruncatedCarError`, :class:`CarError`, each naming
     the byte offset) puts nothing. Then a second pass puts the blocks, replacing any stored
     copy that is damaged (:meth:`Blockstore.repair_block`). Identity CIDs need no storage and
-    are skipped.
+    are skipped. ``path`` may be a URL fsspec reaches (with ``storage_options``).
     """
-    source = Path(path)
-    name = str(source)
+    fs, where = car_location(path, storage_options)
+    name = os.fspath(path)
     if blockstore.read_only:
         raise ReadOnlyError(f"{blockstore!r} is read-only; open a writable blockstore to import")
-    with open(source, "rb") as f:
+    with open(where, "rb") if fs is None else fs.open(where, "rb") as f:
         layout = read_layout(f, name)
         if len(layout.roots) != 1:
             listed = ", ".join(link_str(x) for x in layout.roots) or "none"

@@ -10,15 +10,18 @@ one blockstore, and importing every file into an IPFS node gives it the whole DA
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from ipldwrite.blockstore._base import BlockGetter
+from ipldwrite.blockstore._location import car_location
 from ipldwrite.car._export import _walk
 from ipldwrite.car._format import PRAGMA, V2_HEADER_SIZE, CarWriter, encode_v1_header, multihash_of
 from ipldwrite.ipld import DAG_CBOR, IDENTITY, SHA2_256, Link, link_str, to_link, varint
@@ -38,17 +41,18 @@ _counter = itertools.count()
 class ShardSummary:
     """What :func:`export_car_shards` wrote."""
 
-    directory: Path
+    # URLs (str) when written to an object store
+    directory: Path | str
     root: Link
-    root_car: Path  # "<root CID>.car": the root and the metadata nodes
-    shards: tuple[Path, ...]  # "<CAR CID>.car": the chunk blocks, in DAG order
+    root_car: Path | str  # "<root CID>.car": the root and the metadata nodes
+    shards: tuple[Path | str, ...]  # "<CAR CID>.car": the chunk blocks, in DAG order
     blocks: int  # sections written over all files (each block once)
     data_bytes: int  # total size of the blocks' data
     sizes: tuple[int, ...]  # file sizes: the root CAR's, then each shard's
     max_bytes: int
 
     @property
-    def files(self) -> tuple[Path, ...]:
+    def files(self) -> tuple[Path | str, ...]:
         return (self.root_car, *self.shards)
 
     def __str__(self) -> str:
@@ -136,12 +140,21 @@ def _target(directory: Path, name: str) -> Path:
     return target
 
 
+def upload(fs: Any, directory: str, local: Path | str) -> str:
+    """Put the local file ``local`` into ``directory`` on ``fs`` under its name; its URL.
+    An object store publishes the object once the upload completes: never half there."""
+    target = f"{directory.rstrip('/')}/{os.path.basename(local)}"
+    fs.put_file(os.fspath(local), target)
+    return str(fs.unstrip_protocol(target))
+
+
 def export_car_shards(
     root: object,
     blockstore: BlockGetter,
     directory: str | os.PathLike[str],
     *,
     max_bytes: int = DEFAULT_SHARD_BYTES,
+    storage_options: dict[str, Any] | None = None,
 ) -> ShardSummary:
     """Write the DAG under ``root`` as CARv2 files of at most ``max_bytes`` in ``directory``.
 
@@ -157,11 +170,25 @@ def export_car_shards(
     stay inside ``directory`` (created if needed). Files are written under temporary names
     and renamed when complete; on an error, the files this call created are removed.
     Blocks are hashed on the way out, as :func:`~ipldwrite.car.export_car` does.
+
+    ``directory`` may be a URL fsspec reaches (``s3://…``, with ``storage_options``): the
+    files are written locally, then uploaded, the root CAR last.
     """
     root_link = to_link(root)
     if max_bytes < 4096:
         raise ValueError(f"max_bytes={max_bytes}: a CAR shard needs room for at least 4 KiB")
-    target_dir = Path(directory)
+    fs, where = car_location(directory, storage_options, write=True)
+    if fs is not None:
+        with tempfile.TemporaryDirectory(prefix="ipldwrite-shards-") as tmp:
+            local = export_car_shards(root_link, blockstore, tmp, max_bytes=max_bytes)
+            uploaded = [upload(fs, where, p) for p in (*local.shards, local.root_car)]
+        return dataclasses.replace(
+            local,
+            directory=fs.unstrip_protocol(where),
+            root_car=uploaded[-1],
+            shards=tuple(uploaded[:-1]),
+        )
+    target_dir = Path(where)
     if target_dir.exists() and not target_dir.is_dir():
         raise NotADirectoryError(f"{target_dir} is not a directory; give the shards' directory")
     target_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -18,7 +19,7 @@ from ipldwrite.cli._common import (
 
 @click.command("export-car")
 @click.argument("root")
-@click.argument("path", type=click.Path(writable=True))
+@click.argument("path")
 @click.option("--v2", "version2", is_flag=True, help="Write CARv2 with a go-car index.")
 @click.option(
     "--split",
@@ -43,7 +44,7 @@ def export_car_cmd(
             as_json,
             {"root": str(root), "directory": path, "files": files, "blocks": shards.blocks},
             f"{shards.blocks} blocks in {len(files)} CAR files under {path} "
-            f"(root CAR: {shards.root_car.name})",
+            f"(root CAR: {os.path.basename(shards.root_car)})",
         )
         return
     summary = export_car(root, store, path, version=2 if version2 else 1)
@@ -82,7 +83,7 @@ def from_unixfs_cmd(cid: str, blockstore: str | None, as_json: bool) -> None:
 
 
 @click.command("import-car")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path")
 @blockstore_option
 @json_option
 def import_car_cmd(path: str, blockstore: str | None, as_json: bool) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ipldwrite.cli import _blocks, _ipfs, _ops, _repair
+from ipldwrite.cli import _blocks, _ipfs, _ops, _pack, _repair
 from ipldwrite.cli._demo import demo
 from ipldwrite.cli._errors import HANDLED, report
 from ipldwrite.cli._ingest import ingest
@@ -107,7 +107,7 @@ def main() -> None:
 main.params.append(verbose_option())  # `ipldwrite -v CMD` as well as `ipldwrite CMD -v`
 for command in [
     *(demo, ingest, ls, info, cat),
-    *(*_ops.COMMANDS, *_blocks.COMMANDS, *_ipfs.COMMANDS, *_repair.COMMANDS),
+    *(*_ops.COMMANDS, *_blocks.COMMANDS, *_ipfs.COMMANDS, *_repair.COMMANDS, _pack.pack),
 ]:
     main.add_command(command)
 main.add_command(ls, name="tree")

@@ -1,0 +1,80 @@
+"""No backend special cases above the blockstore layer.
+
+Code outside ``blockstore/`` talks to the contract (``Blockstore``, its per-task and
+per-write hooks, ``resolve_blockstore``): it never branches on a backend's type. The layers
+that integrate with others (the writer, the zarr store, ops, the CLI) never name one at
+all; only ``car/`` builds the CAR readers it works with.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import ipldwrite
+import ipldwrite.blockstore as blockstore_package
+from ipldwrite.blockstore import Blockstore
+
+PACKAGE = Path(ipldwrite.__file__).parent
+#: The package's front door re-exports the common backends for users; it runs no logic.
+EXEMPT = {PACKAGE / "__init__.py"}
+
+
+def _backends() -> set[str]:
+    return {
+        name
+        for name in blockstore_package.__all__
+        if inspect.isclass(obj := getattr(blockstore_package, name))
+        and issubclass(obj, Blockstore)
+        and obj is not Blockstore
+    }
+
+
+#: May construct backends (the CAR layer reads CAR files), never branch on their type.
+BUILDS_BACKENDS = ("car",)
+
+
+def _named(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def _type_checked(tree: ast.AST) -> set[str]:
+    """Names used in ``isinstance``/``issubclass`` checks (and ``type(x) is …``)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("isinstance", "issubclass")
+            and len(node.args) == 2
+        ):
+            names |= _named(node.args[1])
+        elif isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.Is | ast.IsNot) for op in node.ops
+        ):
+            names |= _named(node)
+    return names
+
+
+def test_modules_above_the_blockstore_layer_name_no_backend() -> None:
+    backends = _backends()
+    assert {"TaskCarBlockstore", "ObjectStoreBlockstore", "DirectoryBlockstore"} <= backends
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.is_relative_to(PACKAGE / "blockstore") or path in EXEMPT:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        builds = path.relative_to(PACKAGE).parts[0] in BUILDS_BACKENDS
+        named = (_type_checked(tree) if builds else _named(tree)) & backends
+        if named:
+            offenders[str(path.relative_to(PACKAGE))] = sorted(named)
+    assert offenders == {}
