@@ -5,7 +5,7 @@ A single ``to_zarr`` of a dataset chunks each variable either as its encoding or
 without encoding chunks, with zarr's automatic chunking *for the whole array's shape*. The
 pieces of a split then each carry the automatic chunking of their own shape, and the joined
 dataset must get the automatic chunking of the joined shape (docs/spec.md, "Canonical
-chunking"). zarr's heuristic is a private function, so it is reached here and only here.
+chunking"). zarr's heuristic is asked of zarr itself (:func:`ipldwrite.store.auto_chunks`).
 """
 
 from __future__ import annotations
@@ -14,26 +14,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ipldwrite.dag import ArrayNode
+from ipldwrite.store import auto_chunks
 
 #: Arrays up to this many bytes (at 16 bytes per element) may be re-encoded by a join.
 SMALL_COORDINATE = 1 << 20
 
 
-def auto_chunk_shape(doc: dict[str, Any], shape: Sequence[int]) -> tuple[int, ...]:
-    """The chunk shape zarr picks for ``chunks="auto"`` (what ``to_zarr`` does for a
-    numpy-backed variable without encoding chunks), for an array of ``doc``'s data type."""
-    from zarr.core.chunk_grids import guess_chunks
-    from zarr.core.dtype import parse_dtype
-    from zarr.core.dtype.common import HasItemSize
-
-    zdtype = parse_dtype(doc["data_type"], zarr_format=3)
-    item_size = zdtype.item_size if isinstance(zdtype, HasItemSize) else 1
-    return tuple(int(c) for c in guess_chunks(tuple(shape), item_size).chunk_shape)
-
-
 def is_auto_chunked(node: ArrayNode) -> bool:
     """Whether ``node`` is chunked as zarr's automatic chunking would chunk it."""
-    return node.keys.chunk_shape == auto_chunk_shape(node.doc, node.keys.shape)
+    return node.keys.chunk_shape == auto_chunks(tuple(node.keys.shape), node.doc["data_type"])
 
 
 def is_dimension_coordinate(node: ArrayNode, name: str) -> bool:
@@ -61,7 +50,8 @@ def may_reencode(node: ArrayNode, name: str, shape: Sequence[int], chunks: Seque
         n *= s
     if n * 16 > SMALL_COORDINATE:
         return False
-    return is_dimension_coordinate(node, name) or tuple(chunks) == auto_chunk_shape(node.doc, shape)
+    automatic = auto_chunks(tuple(shape), node.doc["data_type"])
+    return is_dimension_coordinate(node, name) or tuple(chunks) == automatic
 
 
 _VARIABLE_LENGTH = frozenset({"string", "bytes"})
@@ -102,7 +92,7 @@ def canonical_chunks(
     data_type = nodes[0].doc.get("data_type")
     numpy_backed = coordinate or (isinstance(data_type, str) and data_type in _VARIABLE_LENGTH)
     if auto and (numpy_backed or not (linkable or chosen)):
-        return auto_chunk_shape(nodes[0].doc, shape)
+        return auto_chunks(tuple(shape), nodes[0].doc["data_type"])
     return shapes[0] if chosen else None
 
 
