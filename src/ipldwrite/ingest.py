@@ -119,7 +119,8 @@ def _normalise(
     ds: xr.Dataset, chunks: Mapping[str, int], units: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Drop ``ds``'s source encodings (in place) and return the archive's zarr encoding:
-    ``chunks`` per dimension (whole extent where not given), the first file's time units."""
+    ``chunks`` per dimension (whole extent where not given; dimension coordinates keep
+    zarr's automatic chunks), the first file's time units."""
     encoding: dict[str, Any] = {}
     for name, var in ds.variables.items():
         keep = {k: var.encoding[k] for k in ("units", "calendar") if k in var.encoding}
@@ -133,7 +134,11 @@ def _normalise(
             min(chunks.get(str(d), size), size) or 1
             for d, size in zip(var.dims, var.shape, strict=True)
         )
-        encoding[str(name)] = {**keep, "chunks": shape} if var.ndim else keep
+        # Dimension coordinates keep zarr's automatic chunking, as a single to_zarr gives
+        # them (xarray never backs an index with Dask): a per-file ingest then joins to the
+        # same root, since concat gives a joined index the automatic chunks of its shape.
+        index = var.dims == (name,)
+        encoding[str(name)] = {**keep, "chunks": shape} if var.ndim and not index else keep
     return {k: v for k, v in encoding.items() if v}
 
 

@@ -14,6 +14,7 @@ from ipldwrite.blockstore._base import (
     BlockGetter,
     BlockPutter,
     Blockstore,
+    DagImporter,
     check_block_limit,
 )
 from ipldwrite.blockstore._cache import DEFAULT_CACHE_BYTES, BlockCache
@@ -51,6 +52,7 @@ __all__ = [
     "CarBlockstore",
     "CarSetBlockstore",
     "CountingBlockstore",
+    "DagImporter",
     "DirectoryBlockstore",
     "GatewayBlockstore",
     "KuboBlockstore",

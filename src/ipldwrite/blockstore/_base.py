@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Final, Protocol, runtime_checkable
+from typing import IO, Final, Protocol, runtime_checkable
 
 from ipldwrite.errors import (
     BlockNotFoundError,
@@ -31,6 +31,7 @@ __all__ = [
     "BlockGetter",
     "BlockPutter",
     "Blockstore",
+    "DagImporter",
     "check_block_limit",
 ]
 
@@ -64,6 +65,16 @@ class BlockGetter(Protocol):
 @runtime_checkable
 class BlockPutter(Protocol):
     def put(self, data: BlockData, codec: int = RAW) -> Link: ...
+
+
+@runtime_checkable
+class DagImporter(Protocol):
+    """A store that takes whole DAGs in one request and pins them (an IPFS node's RPC
+    API): what ``ipldwrite push`` needs besides the blockstore contract."""
+
+    def import_car(self, car: bytes | IO[bytes]) -> list[Link]: ...
+
+    def pin(self, root: object) -> None: ...
 
 
 class Blockstore(ABC):

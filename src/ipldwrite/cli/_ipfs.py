@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ipldwrite.blockstore import Blockstore
 from ipldwrite.cli._common import blockstore_option, emit, json_option, open_blockstore
 
 
@@ -48,11 +49,11 @@ def push_cmd(
     root: str, to: str, mode: str, pin: bool, blockstore: str | None, as_json: bool
 ) -> None:
     """Copy the DAG under ROOT from --blockstore into the IPFS node at URL, and pin it."""
-    from ipldwrite.blockstore import KuboBlockstore, resolve_blockstore
+    from ipldwrite.blockstore import DagImporter, resolve_blockstore
 
     source = open_blockstore(blockstore)
     node = resolve_blockstore(to)
-    if not isinstance(node, KuboBlockstore):
+    if not isinstance(node, DagImporter):
         raise click.BadParameter(f"{to!r} is not an IPFS node's RPC API URL", param_hint="--to")
     started = time.perf_counter()
     if mode == "car":
@@ -70,19 +71,16 @@ def push_cmd(
     seconds = time.perf_counter() - started
     emit(
         as_json,
-        {"root": root, "to": node.url, "blocks": blocks, "bytes": size, "pinned": pin},
-        f"{root}: {blocks} blocks, {size:,} bytes into {node.url} in {seconds:.1f} s"
+        {"root": root, "to": to, "blocks": blocks, "bytes": size, "pinned": pin},
+        f"{root}: {blocks} blocks, {size:,} bytes into {to} in {seconds:.1f} s"
         + (" (pinned)" if pin else ""),
     )
 
 
-def _push_blocks(root: str, source: object, node: object) -> tuple[int, int]:
+def _push_blocks(root: str, source: Blockstore, node: Blockstore) -> tuple[int, int]:
     """block/put every block under ``root`` that the node lacks, in concurrent batches."""
-    from ipldwrite.blockstore import Blockstore, KuboBlockstore
     from ipldwrite.ipld import links_of, to_link
 
-    assert isinstance(source, Blockstore)
-    assert isinstance(node, KuboBlockstore)
     sent = size = 0
     seen: set[bytes] = set()
     level = [to_link(root)]
