@@ -77,7 +77,7 @@ def canonical_chunks(
       indexes, which xarray never backs by Dask, auxiliary coordinates, bounds) whose inputs
       are all automatically chunked is always taken to be numpy-backed, even when it is
       linkable; so is a variable-length (object) array, which xarray loads before writing
-      even when Dask backs it. A data variable is taken to be numpy-backed only when its
+      even when Dask backs it, and an empty one (ipldwrite loads those as ``to_zarr`` does). A data variable is taken to be numpy-backed only when its
       inputs' chunks cannot come from one chosen chunk shape (all inputs but the last
       sharing it, the last no longer along ``axis``, as pieces cut from one Dask-chunked
       variable are).
@@ -87,10 +87,14 @@ def canonical_chunks(
     shapes = [n.keys.chunk_shape for n in nodes]
     chosen = _one_choice(shapes, axis)
     auto = all(is_auto_chunked(n) for n in nodes)
-    # xarray loads Dask-backed object (variable-length) arrays before writing them, so
-    # they are always written as numpy-backed.
+    # xarray loads Dask-backed object (variable-length) arrays before writing them, and
+    # ipldwrite loads size-0 ones as to_zarr does, so both are always written numpy-backed.
     data_type = nodes[0].doc.get("data_type")
-    numpy_backed = coordinate or (isinstance(data_type, str) and data_type in _VARIABLE_LENGTH)
+    numpy_backed = (
+        coordinate
+        or (isinstance(data_type, str) and data_type in _VARIABLE_LENGTH)
+        or 0 in shape
+    )
     if auto and (numpy_backed or not (linkable or chosen)):
         return auto_chunks(tuple(shape), nodes[0].doc["data_type"])
     return shapes[0] if chosen else None
