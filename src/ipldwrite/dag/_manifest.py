@@ -64,9 +64,12 @@ class NodeIO:
             value = decode(self.blockstore.get(link), what=what)
             self.reads += 1
             # A cheap structural check: every item must be a link or null.
-            if not isinstance(value, list) or not set(map(type, value)) <= _ENTRY_TYPES:
+            types = set(map(type, value)) if isinstance(value, list) else {type(value)}
+            if not isinstance(value, list) or not types <= _ENTRY_TYPES:
                 raise FormatError(f"{what} is not a list of links and nulls")
-            if value.count(None) == len(value):
+            # By type, not value.count(None): comparing every link with None costs a
+            # Python-level __eq__ per entry (a third of a concat's time).
+            if types <= {type(None)}:
                 # Writers put null in the parent instead: a second CID for the same manifest.
                 raise FormatError(
                     f"{what} holds only nulls; writers never write such a node (its parent "
@@ -477,7 +480,7 @@ class _Builder:
                 tuple(b - f for b, f in zip(ihi, offset, strict=True)),
             )
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
-            present = np.asarray(cells != None)  # noqa: E711 (elementwise)
+            present = cells.astype(bool)  # links are truthy: no Link.__eq__ per cell
             # The Ellipsis keeps these views for 0-d arrays too (out[()] is the item).
             window: Any = (*dst, Ellipsis)
             view, owners = out[window], owner[window]

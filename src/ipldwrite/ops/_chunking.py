@@ -74,13 +74,13 @@ def canonical_chunks(
       by Dask, and its chunks are linked as they are.
     * Inputs that are each chunked automatically for their own shape were numpy-backed: the
       result gets the automatic chunking of its shape. A ``coordinate`` (coordinate-like:
-      indexes, which xarray never backs by Dask, auxiliary coordinates, bounds) whose inputs
-      are all automatically chunked is always taken to be numpy-backed, even when it is
-      linkable; so is a variable-length (object) array, which xarray loads before writing
-      even when Dask backs it, and an empty one (ipldwrite loads those as ``to_zarr`` does). A data variable is taken to be numpy-backed only when its
-      inputs' chunks cannot come from one chosen chunk shape (all inputs but the last
-      sharing it, the last no longer along ``axis``, as pieces cut from one Dask-chunked
-      variable are).
+      indexes, which xarray never backs by Dask, auxiliary coordinates, bounds) whose inputs are
+      all automatically chunked is always taken to be numpy-backed, even when it is linkable; so
+      is a variable-length (object) array, which xarray loads before writing even when Dask
+      backs it, and an empty one (ipldwrite loads those as ``to_zarr`` does). A data variable is
+      taken to be numpy-backed only when its inputs' chunks cannot come from one chosen chunk
+      shape (all inputs but the last sharing it, the last no longer along ``axis``, as pieces
+      cut from one Dask-chunked variable are).
     * Otherwise the chunk shape the inputs share (but for a shorter last input), else None
       (no single write of the result gives these inputs).
     """
@@ -91,9 +91,7 @@ def canonical_chunks(
     # ipldwrite loads size-0 ones as to_zarr does, so both are always written numpy-backed.
     data_type = nodes[0].doc.get("data_type")
     numpy_backed = (
-        coordinate
-        or (isinstance(data_type, str) and data_type in _VARIABLE_LENGTH)
-        or 0 in shape
+        coordinate or (isinstance(data_type, str) and data_type in _VARIABLE_LENGTH) or 0 in shape
     )
     if auto and (numpy_backed or not (linkable or chosen)):
         return auto_chunks(tuple(shape), nodes[0].doc["data_type"])

@@ -279,7 +279,7 @@ def _window(
     # Dropped axes have chunks of 1: the chunks are the same bytes, at fewer coordinates.
     cells = read_region(io, node.tiling, node.manifest, lo_c, hi_c)
     cells = cells.reshape(tuple(cells.shape[axis] for axis in keep))
-    present = np.argwhere(cells != None)  # noqa: E711 (elementwise)
+    present = np.argwhere(cells.astype(bool))  # links are truthy: no Link.__eq__ per cell
     updates = {tuple(int(i) for i in at): cells[tuple(at)] for at in present}
     return target.with_manifest(assemble(io, target.tiling, updates=updates, what=where))
 

@@ -8,6 +8,7 @@ dataset picks, so both give one root (docs/notes-chunking-rule.md).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -24,7 +25,18 @@ __all__ = ["auto_chunks", "is_auto_chunked", "rechunk_to_auto"]
 
 def auto_chunks(shape: tuple[int, ...], data_type: Any) -> tuple[int, ...]:
     """The chunk shape zarr picks for ``chunks="auto"``, asked of zarr itself (its rule,
-    an h5py-style size heuristic, is zarr's business and may change between versions)."""
+    an h5py-style size heuristic, is zarr's business and may change between versions).
+    ``data_type`` is a zarr v3 data type (its JSON form, or anything zarr takes)."""
+    if hasattr(data_type, "to_json"):  # a zarr data type object (ArrayV3Metadata's)
+        data_type = data_type.to_json(zarr_format=3)
+    return _auto_chunks(tuple(shape), json.dumps(data_type, sort_keys=True, default=str))
+
+
+# A pure function of its arguments; asking zarr creates an array in memory (~1 ms), and
+# joins ask once per variable and input. Bounded: a process sees few distinct shapes.
+@functools.lru_cache(maxsize=512)
+def _auto_chunks(shape: tuple[int, ...], data_type_json: str) -> tuple[int, ...]:
+    data_type = json.loads(data_type_json)
     array = zarr.create_array(
         MemoryStore(), shape=shape, dtype=data_type, chunks="auto", zarr_format=3
     )
