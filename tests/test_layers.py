@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import textwrap
 from pathlib import Path
 
 import ipldwrite
@@ -78,3 +79,37 @@ def test_modules_above_the_blockstore_layer_name_no_backend() -> None:
         if named:
             offenders[str(path.relative_to(PACKAGE))] = sorted(named)
     assert offenders == {}
+
+
+def _instance_attributes(cls: type) -> set[str]:
+    """Names a class's own methods assign on ``self`` (``self.x = …``, ``self.x: T = …``)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    names = set()
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+            ):
+                names.add(target.attr)
+    return names
+
+
+def test_backends_never_shadow_the_contracts_methods() -> None:
+    """A backend's instance attribute named like a contract method hides that method for
+    every caller (an obstore client stored as ``self._store`` once replaced
+    ``Blockstore._store``, and every put failed with "'S3Store' object is not callable")."""
+    methods = {name for name, value in vars(Blockstore).items() if callable(value)}
+    clashes = {}
+    for name in sorted(_backends()):
+        cls = getattr(blockstore_package, name)
+        for klass in cls.__mro__:
+            if klass is Blockstore or not issubclass(klass, Blockstore):
+                continue
+            if found := _instance_attributes(klass) & methods:
+                clashes[klass.__name__] = sorted(found)
+    assert clashes == {}
