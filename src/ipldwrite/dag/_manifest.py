@@ -248,11 +248,6 @@ class Source:
         hi = self.hi or self.tiling.grid
         object.__setattr__(self, "_window", (offset, lo, hi))
 
-    @property
-    def shift(self) -> Index:
-        """Where its chunk (0, …) lands in the target grid (``offset``, zeros by default)."""
-        return self._window[0]
-
     def to_source(self, target: Index) -> Index:
         """Target-grid chunk coordinates in this source's own grid."""
         return tuple(t - f for t, f in zip(target, self._window[0], strict=True))
