@@ -180,6 +180,7 @@ def to_ipld_zarr(
     retries
         Task retries on a distributed cluster; retries cannot change the root.
     """
+    store_blocks = resolve_blockstore(blockstore)
     options = WriteOptions(
         group=group,
         encoding=encoding,
@@ -191,7 +192,6 @@ def to_ipld_zarr(
         align_chunks=align_chunks,
         write_empty_chunks=write_empty_chunks,
     )
-    store_blocks = resolve_blockstore(blockstore)
     # What the client writes (the template) goes through the blockstore's write hook: a
     # backend may buffer it (per-task CARs, batched uploads) like any task's blocks.
     client_blocks = store_blocks.open_write(options.base_link)

@@ -14,7 +14,6 @@ rewrite only the nodes on the seams.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -26,6 +25,7 @@ import numpy.typing as npt
 
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag._leafbytes import merge_leaf_bytes
+from ipldwrite.dag._lru import LRU
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError, MergeConflictError
 from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str, to_cid
@@ -49,17 +49,16 @@ class NodeIO:
 
     def __init__(self, blockstore: Blockstore, *, cache_nodes: int = 64) -> None:
         self.blockstore = blockstore
-        self._cache: OrderedDict[bytes, list[Entry]] = OrderedDict()
-        self._cache_nodes = cache_nodes
+        # A merge or a window reads the same few inner nodes once per child it descends
+        # into: ``cache_nodes`` decoded nodes (at most 4096 items each) are kept.
+        self._cache: LRU[bytes, list[Entry]] = LRU(cache_nodes)
         self.reads = 0
         self.writes = 0
 
     def read(self, link: Link, length: int) -> list[Entry]:
         key = link.cid_bytes
         node = self._cache.get(key)
-        if node is not None:
-            self._cache.move_to_end(key)
-        else:
+        if node is None:
             what = LinkLabel("manifest node ", link)
             value = decode(self.blockstore.get(link), what=what)
             self.reads += 1
@@ -72,10 +71,7 @@ class NodeIO:
                     f"{what} holds only nulls; writers never write such a node (its parent "
                     "holds null instead), so this manifest is not in canonical form"
                 )
-            node = value
-            self._cache[key] = node
-            if len(self._cache) > self._cache_nodes:
-                self._cache.popitem(last=False)
+            node = self._cache.put(key, value)
         if len(node) != length:
             raise FormatError(
                 f"manifest node {link_str(link)} has {len(node)} items where the array's "
@@ -98,9 +94,7 @@ class NodeIO:
         data = encode(entries)
         link = self.blockstore.put(data, DAG_CBOR)
         self.writes += 1
-        self._cache[link.cid_bytes] = entries
-        if len(self._cache) > self._cache_nodes:
-            self._cache.popitem(last=False)
+        self._cache.put(link.cid_bytes, entries)
         return link
 
 
