@@ -15,11 +15,12 @@ __all__ = ["LRU"]
 
 
 class LRU[K: Hashable, V]:
-    """At most ``max_entries`` values by key, the least recently used forgotten first."""
+    """At most ``max_entries`` values by key, the least recently used forgotten first
+    (0: nothing is kept, for measuring without the cache)."""
 
     def __init__(self, max_entries: int) -> None:
-        if max_entries < 1:
-            raise ValueError(f"max_entries={max_entries}: a cache holds at least one entry")
+        if max_entries < 0:
+            raise ValueError(f"max_entries={max_entries}: a cache size cannot be negative")
         self.max_entries = max_entries
         self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
@@ -34,6 +35,8 @@ class LRU[K: Hashable, V]:
     def put(self, key: K, value: V) -> V:
         """Keep ``value`` under ``key``; return the value kept (an earlier one wins, so
         threads that computed the same entry at once end up sharing one)."""
+        if not self.max_entries:
+            return value
         with self._lock:
             kept = self._entries.setdefault(key, value)
             self._entries.move_to_end(key)
