@@ -24,13 +24,20 @@ from ipldwrite.dag import merge_datasets
 from ipldwrite.dask import compute_root, merge_roots
 from ipldwrite.errors import (
     ChunkAlignmentError,
+    InvalidCIDError,
     MergeConflictError,
     TimestampedCodecWarning,
     UnsafeBlockstoreError,
 )
 from ipldwrite.ipld import compute_link, link_str, to_link
 from ipldwrite.store import IPLDStore, write_region
-from ipldwrite.xarray import open_ipld_zarr, plan_write, to_ipld_zarr, write_sequential
+from ipldwrite.xarray import (
+    WriteOptions,
+    open_ipld_zarr,
+    plan_write,
+    to_ipld_zarr,
+    write_sequential,
+)
 
 
 def time_chunked(ds: xr.Dataset, zarr_rows: int) -> dict[str, dict[str, Any]]:
@@ -319,3 +326,24 @@ def test_conflicting_partials_raise_naming_array_chunk_and_cids() -> None:
     renamed = write_sequential(ds.assign_attrs(title="other"), store, encoding=encoding)
     with pytest.raises(MergeConflictError, match=r"different zarr\.json metadata"):
         merge_datasets(store, [to_link(renamed), one])
+
+
+def test_write_options_are_checked_once_and_give_the_same_plan() -> None:
+    """plan_write takes the options as one WriteOptions or as its keyword arguments."""
+    store = MemoryBlockstore()
+    ds = climate_cube(4, 4, 5)
+    encoding = time_chunked(ds, 1)
+    root = write_sequential(ds, store, encoding=encoding)
+    options = WriteOptions(encoding=encoding, base=str(root))
+    assert options.base_link == to_link(root)
+    assert options.mode == "a"  # to_zarr's default on an existing store
+    assert WriteOptions().mode == "w"
+    assert WriteOptions(base=root, region="auto").mode == "r+"
+    with pytest.raises(InvalidCIDError):
+        WriteOptions(base="not a cid")
+    lazy = ds.chunk({"time": 1})
+    one = plan_write(lazy, store, WriteOptions(encoding=encoding))
+    other = plan_write(lazy, store, encoding=encoding)
+    assert one.template == other.template
+    with pytest.raises(TypeError, match="not both"):
+        plan_write(lazy, store, WriteOptions(), encoding=encoding)

@@ -42,3 +42,15 @@ class TestIPLDStore(StoreTests[IPLDStore, cpu.Buffer]):
 
     def test_store_supports_listing(self, store: IPLDStore) -> None:
         assert store.supports_listing
+
+
+def test_equal_stores_hash_alike_and_keep_their_hash() -> None:
+    blocks = MemoryBlockstore()
+    store = IPLDStore(blocks, read_only=False)
+    before = hash(store)
+    store.set_sync("zarr.json", cpu.Buffer.from_bytes(b'{"zarr_format": 3, "node_type": "group"}'))
+    store.commit()
+    assert hash(store) == before  # a store stays findable in a dict across writes
+    reopened = IPLDStore(blocks, store.root, read_only=False)
+    assert reopened == store
+    assert hash(reopened) == hash(store)

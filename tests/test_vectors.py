@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ipldwrite.blockstore import MemoryBlockstore
-from ipldwrite.dag import ArrayNode, DatasetReader, NodeIO, _tiling, iter_entries
+from ipldwrite.dag import LRU, ArrayNode, DatasetReader, NodeIO, _tiling, iter_entries
 from ipldwrite.ipld import DAG_PB, parse_cid_bytes, to_link
 from ipldwrite.xarray import to_ipld_zarr
 from vectors.datasets import VECTORS
@@ -49,9 +49,9 @@ def test_changing_the_tiling_rule_fails_the_vectors(monkeypatch: pytest.MonkeyPa
         return tuple(bits)
 
     monkeypatch.setattr(_tiling, "_allocate", first_dimension_first)
-    _tiling._tiling_for_grid.cache_clear()
+    # An empty cache of tilings for the changed rule; undo() brings back the real one.
+    monkeypatch.setattr(_tiling, "_BY_GRID", LRU(1024))
     try:
         assert describe("four_d") != expected()["four_d"]
     finally:
         monkeypatch.undo()
-        _tiling._tiling_for_grid.cache_clear()

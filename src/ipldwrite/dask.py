@@ -50,6 +50,7 @@ __all__ = [
     "merge_roots",
     "merge_tree",
     "partial_roots",
+    "result_link",
 ]
 
 
@@ -170,10 +171,16 @@ def chunk_threads_for(write_tasks: int, client: Any = None) -> int | None:
     return 1 if write_tasks >= dask_threads(client) else None
 
 
+def result_link(value: Any) -> Link:
+    """The root a write or merge task computed: its CID as bytes, bare or in the 1-element
+    (or 0-d) object array that a Dask array's block or result holds."""
+    return Link(bytes(np.asarray(value, dtype=object).item()))
+
+
 def _merge_partials(roots: list[Any], blockstore: Blockstore) -> bytes:
     """One merge task: the merged root of its inputs (CIDs as bytes, or 1-element arrays
     of them as the write tasks return)."""
-    links = [Link(bytes(np.asarray(r, dtype=object).item())) for r in roots]
+    links = [result_link(r) for r in roots]
     # A merge may need its inputs' blocks brought close (per-task CARs are named by roots).
     target = blockstore.open_task(links)
     merged = merge_datasets(target, links, kind="partial dataset")
@@ -305,7 +312,7 @@ def compute_root(
             bar = ProgressBar(out=sys.stderr)
         with bar:
             (value,) = dask.base.compute(root)
-    link = Link(bytes(np.asarray(value, dtype=object).item()))
+    link = result_link(value)
     seconds = time.perf_counter() - start
     write_log.info("wrote %s in %.2f s (%s)", LinkLabel("", link), seconds, client or "threads")
     return link

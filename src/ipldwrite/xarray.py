@@ -26,6 +26,7 @@ from ipldwrite.dask import (
     compute_root,
     merge_tree,
     partial_roots,
+    result_link,
 )
 from ipldwrite.errors import ChunkAlignmentError, InvalidCIDError
 from ipldwrite.ipld import Link, to_cid, to_link
@@ -39,6 +40,7 @@ from ipldwrite.store import (
 
 __all__ = [
     "IPLDBackendEntrypoint",
+    "WriteOptions",
     "WritePlan",
     "open_ipld_datatree",
     "open_ipld_zarr",
@@ -87,6 +89,39 @@ def write_sequential(
         **to_zarr_kwargs,
     )
     return store.commit()
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """What a write does besides where: the keyword arguments of :func:`to_ipld_zarr` that
+    reach xarray's zarr writer, checked once here and then passed down as one value.
+
+    ``base`` is parsed at construction (a bad CID fails before anything is written), and
+    ``mode`` gets ``to_zarr``'s default for a store that does or does not exist yet: "w"
+    without a base, "r+" for a region write on one, "a" otherwise.
+    """
+
+    group: str | None = None
+    encoding: Mapping[str, Any] | None = None
+    base: Link | CID | str | None = None
+    mode: Literal["w", "a", "r+"] | None = None
+    append_dim: Hashable | None = None
+    region: Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None = None
+    safe_chunks: bool = True
+    align_chunks: bool = False
+    write_empty_chunks: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.base is not None:
+            object.__setattr__(self, "base", to_link(self.base))
+        if self.mode is None:
+            mode = "w" if self.base is None else ("r+" if self.region is not None else "a")
+            object.__setattr__(self, "mode", mode)
+
+    @property
+    def base_link(self) -> Link | None:
+        """The dataset written on, if any (``base`` as parsed by ``__post_init__``)."""
+        return cast(Link | None, self.base)
 
 
 def to_ipld_zarr(
@@ -146,21 +181,7 @@ def to_ipld_zarr(
         Task retries on a distributed cluster; retries cannot change the root.
     """
     store_blocks = resolve_blockstore(blockstore)
-    # What the client writes (the template) goes through the blockstore's write hook: a
-    # backend may buffer it (per-task CARs, batched uploads) like any task's blocks.
-    client_blocks = store_blocks.open_write(None if base is None else to_link(base))
-    if isinstance(obj, xr.DataTree):
-        if base is not None or client is not None:
-            raise ValueError("DataTrees are written sequentially: drop base=/client=")
-        root = write_sequential(obj, client_blocks, group=group, encoding=encoding)
-        store_blocks.finish_write(client_blocks, [to_link(root)])
-        return root
-    ds = _as_dataset(obj)
-    if any(is_chunked_array(v.data) for v in ds.variables.values()):
-        check_blockstore_reachable(store_blocks, client)
-    plan = plan_write(
-        ds,
-        client_blocks,
+    options = WriteOptions(
         group=group,
         encoding=encoding,
         base=base,
@@ -171,12 +192,19 @@ def to_ipld_zarr(
         align_chunks=align_chunks,
         write_empty_chunks=write_empty_chunks,
     )
-    # The partials' base (the template less the chunks a region write overwrites) has
-    # nodes of its own, which the tasks read like the template's.
-    made = [plan.template]
-    if plan.base is not None and plan.base != plan.template:
-        made.append(plan.base)
-    plan = dataclasses.replace(plan, blockstore=store_blocks.finish_write(client_blocks, made))
+    # What the client writes (the template) goes through the blockstore's write hook: a
+    # backend may buffer it (per-task CARs, batched uploads) like any task's blocks.
+    client_blocks = store_blocks.open_write(options.base_link)
+    if isinstance(obj, xr.DataTree):
+        if options.base is not None or client is not None:
+            raise ValueError("DataTrees are written sequentially: drop base=/client=")
+        root = write_sequential(obj, client_blocks, group=group, encoding=encoding)
+        store_blocks.finish_write(client_blocks, [to_link(root)])
+        return root
+    ds = _as_dataset(obj)
+    if any(is_chunked_array(v.data) for v in ds.variables.values()):
+        check_blockstore_reachable(store_blocks, client)
+    plan = _finish_template(plan_write(ds, client_blocks, options), store_blocks, client_blocks)
     tasks = sum(source.npartitions for source in plan.sources)
     tree = plan.merge_tree(split_every, chunk_threads=chunk_threads_for(tasks, client))
     if not compute:
@@ -184,6 +212,20 @@ def to_ipld_zarr(
     if not plan.sources:
         return to_cid(plan.template)
     return to_cid(compute_root(tree, client=client, progress=progress, retries=retries))
+
+
+def _finish_template(
+    plan: WritePlan, store_blocks: Blockstore, client_blocks: Blockstore
+) -> WritePlan:
+    """The plan with the blockstore the tasks use, once the client's writes are handed over.
+
+    The partials' base (the template less the chunks a region write overwrites) has nodes
+    of its own, which the tasks read like the template's.
+    """
+    made = [plan.template]
+    if plan.base is not None and plan.base != plan.template:
+        made.append(plan.base)
+    return dataclasses.replace(plan, blockstore=store_blocks.finish_write(client_blocks, made))
 
 
 @dataclass(frozen=True)
@@ -235,37 +277,52 @@ class WritePlan:
 def plan_write(
     ds: xr.Dataset,
     blockstore: Blockstore,
-    *,
-    group: str | None = None,
-    encoding: Mapping[str, Any] | None = None,
-    base: CID | str | None = None,
-    mode: Literal["w", "a", "r+"] | None = None,
-    append_dim: Hashable | None = None,
-    region: Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None = None,
-    safe_chunks: bool = True,
-    align_chunks: bool = False,
-    write_empty_chunks: bool | None = None,
+    options: WriteOptions | None = None,
+    **write_options: Any,
 ) -> WritePlan:
     """Phase one of a write, on the client: validate, write and commit the template.
 
-    xarray itself checks names, encodings, regions and chunk alignment (with its own
-    advice) and encodes the variables, exactly as ``to_zarr`` does; numpy-backed variables
-    are written here, Dask-backed ones are returned for the tasks.
+    ``options`` (or the keyword arguments of :class:`WriteOptions`) say how. xarray itself
+    checks names, encodings, regions and chunk alignment (with its own advice) and encodes
+    the variables, exactly as ``to_zarr`` does; numpy-backed variables are written here,
+    Dask-backed ones are returned for the tasks.
     """
-    store = IPLDStore(blockstore, base, read_only=False)
-    if mode is None:
-        mode = "w" if base is None else ("r+" if region is not None else "a")
+    if options is None:
+        options = WriteOptions(**write_options)
+    elif write_options:
+        raise TypeError("plan_write takes WriteOptions or their keyword arguments, not both")
+    store = IPLDStore(blockstore, options.base_link, read_only=False)
+    lazy = _write_template(ds, store, options)
+    template = to_link(store.commit())
+    return WritePlan(
+        blockstore=blockstore,
+        template=template,
+        sources=[s for s, _, _ in lazy],
+        paths=[p for _, p, _ in lazy],
+        regions=[r for _, _, r in lazy],
+        write_empty_chunks=bool(options.write_empty_chunks),
+        base=partials_base(blockstore, template, [(p, r) for _, p, r in lazy]),
+    )
+
+
+def _write_template(
+    ds: xr.Dataset, store: IPLDStore, options: WriteOptions
+) -> list[tuple[Any, str, tuple[slice, ...] | None]]:
+    """Let xarray validate ``ds`` and write it into ``store`` as ``to_zarr`` would: the
+    metadata and the numpy-backed and 0-d variables. Returns the rest, the Dask-backed
+    variables, as (source, array path, region or None)."""
+    mode = options.mode
     zstore = get_writable_zarr_store(
         store,
         mode=mode,
-        group=group,
+        group=options.group,
         consolidated=False,
-        append_dim=append_dim,
-        region=region,
-        safe_chunks=safe_chunks,
-        align_chunks=align_chunks,
+        append_dim=options.append_dim,
+        region=options.region,
+        safe_chunks=options.safe_chunks,
+        align_chunks=options.align_chunks,
         zarr_format=3,
-        write_empty_chunks=write_empty_chunks,
+        write_empty_chunks=options.write_empty_chunks,
     )
     _validate_dataset_names(ds)
     # As to_zarr does: size-0 variables are loaded (Dask's size-0 chunks would become
@@ -275,9 +332,11 @@ def plan_write(
         if var.size == 0:
             var.load()
     ds = zstore._validate_and_autodetect_region(ds)
-    encoding = dict(encoding or {})
+    encoding = dict(options.encoding or {})
     zstore._validate_encoding(encoding)
-    regrow = _auto_chunked_appends(ds, store, group, append_dim) if mode == "a" else []
+    regrow = (
+        _auto_chunked_appends(ds, store, options.group, options.append_dim) if mode == "a" else []
+    )
     writer = ArrayWriter()  # type: ignore[no-untyped-call]
     try:
         dump_to_store(ds, zstore, writer, encoding=encoding)  # type: ignore[no-untyped-call]
@@ -296,16 +355,7 @@ def plan_write(
             lazy.append((source, target.path, tuple(region_) if region_ else None))
     for path in regrow:
         rechunk_to_auto(store, path)
-    template = to_link(store.commit())
-    return WritePlan(
-        blockstore=blockstore,
-        template=template,
-        sources=[s for s, _, _ in lazy],
-        paths=[p for _, p, _ in lazy],
-        regions=[r for _, _, r in lazy],
-        write_empty_chunks=bool(write_empty_chunks),
-        base=partials_base(blockstore, template, [(p, r) for _, p, r in lazy]),
-    )
+    return lazy
 
 
 def _auto_chunked_appends(
@@ -335,7 +385,7 @@ def _auto_chunked_appends(
 
 
 def _root_cid(value: Any) -> CID:
-    return to_cid(Link(bytes(np.asarray(value, dtype=object).item())))
+    return to_cid(result_link(value))
 
 
 def _address(value: object) -> tuple[Link, str]:

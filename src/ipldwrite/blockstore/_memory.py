@@ -12,7 +12,8 @@ from ipldwrite.ipld import Link
 
 # Pickling a MemoryBlockstore sends a reference, not a copy: within one process (threads,
 # an in-process Dask cluster) every unpickled handle is the same store. A copy would
-# silently lose every block written into it.
+# silently lose every block written into it. Not a cache: a registry of the live stores,
+# bounded by them (weak values: a store that is no longer used drops out).
 _LIVE: weakref.WeakValueDictionary[int, MemoryBlockstore] = weakref.WeakValueDictionary()
 _TOKENS = itertools.count()
 

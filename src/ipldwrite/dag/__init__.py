@@ -5,6 +5,7 @@ The format is specified in docs/spec.md; this package is its reference implement
 
 from ipldwrite.dag._chunks import chunk_size, read_chunk, write_chunk
 from ipldwrite.dag._commit import ArrayInDataset, commit_changes
+from ipldwrite.dag._lru import LRU
 from ipldwrite.dag._manifest import NodeIO, Source, assemble, iter_entries, lookup, read_region
 from ipldwrite.dag._merge import merge_datasets
 from ipldwrite.dag._metadata import ChunkKeys, render_zarr_json
@@ -21,6 +22,7 @@ from ipldwrite.dag._tree import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "LRU",
     "ArrayInDataset",
     "ArrayNode",
     "ChunkKeys",

@@ -47,6 +47,29 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
     base_nodes: dict[str, Node] = {}
     if base is not None:
         base_nodes = dict(DatasetReader(blockstore, base).walk())
+    docs, orders = _metadata(base_nodes, staged)
+    arrays = {p: d for p, d in docs.items() if d["node_type"] == "array"}
+    restaged = {parent_of(key)[0] for key in staged if parent_of(key)[1] == "zarr.json"}
+    # Here, not deeper: the warning's stacklevel points at the user's write.
+    _warn_about_timestamped_codecs({p: d for p, d in arrays.items() if p in restaged})
+    grids = {p: ChunkKeys.from_doc(d, p) for p, d in arrays.items()}
+    updates = _chunk_updates(staged, grids)
+    io = NodeIO(blockstore)
+    nodes: dict[str, Node] = {}
+    for path, doc in docs.items():
+        if doc["node_type"] == "group":
+            nodes[path] = GroupNode(doc, {}, path, orders.get(path))
+        else:
+            node = ArrayNode(doc, None, path, orders.get(path))
+            nodes[path] = _updated_array(io, node, base_nodes.get(path), updates.get(path))
+    return write_tree(blockstore, nodes)
+
+
+def _metadata(
+    base_nodes: Mapping[str, Node], staged: Staged
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Every node's zarr.json document and attribute order: the base's, with the staged
+    zarr.json keys applied (None deletes)."""
     docs: dict[str, dict[str, Any]] = {
         path: node.doc for path, node in base_nodes.items() if node.doc is not None
     }
@@ -63,70 +86,68 @@ def commit_changes(blockstore: Blockstore, base: Link | None, staged: Staged) ->
             docs[path] = to_ipld_value(parsed, key)
         else:
             raise FormatError(f"{key!r}: metadata must be staged as bytes")
-    arrays = {p: d for p, d in docs.items() if d["node_type"] == "array"}
-    restaged = {parent_of(key)[0] for key in staged if parent_of(key)[1] == "zarr.json"}
-    _warn_about_timestamped_codecs({p: d for p, d in arrays.items() if p in restaged})
+    return docs, orders
 
-    updates: dict[str, dict[tuple[int, ...], Link | None]] = {}
-    grids = {p: ChunkKeys.from_doc(d, p) for p, d in arrays.items()}
+
+def _chunk_updates(
+    staged: Staged, grids: Mapping[str, ChunkKeys]
+) -> dict[str, dict[Index, Link | None]]:
+    """The staged chunk keys, per array path: chunk index → link (None deletes)."""
+    updates: dict[str, dict[Index, Link | None]] = {}
     for key, value in staged.items():
         if parent_of(key)[1] == "zarr.json":
             continue
-        array_path, rest = _owning_array(key, arrays)
+        array_path, rest = _owning_array(key, grids)
         index = grids[array_path].parse(rest) if array_path is not None else None
         if index is None:
             if value is None:
                 continue  # deleting a key that the new hierarchy does not hold anyway
-            if array_path is None:
-                raise FormatError(
-                    f"key {key!r} is neither a zarr.json nor a chunk key inside an array. "
-                    "A zarr-on-IPLD dataset holds only a zarr v3 hierarchy; write other "
-                    "files elsewhere."
-                )
-            keys = grids[array_path]
-            raise FormatError(
-                f"key {key!r} is not a chunk key of array {array_path!r} (shape {keys.shape}, "
-                f"chunks {keys.chunk_shape}, key encoding {keys.encoding!r} with "
-                f"separator {keys.separator!r})"
-            )
+            raise _not_a_chunk_key(key, array_path, grids)
         assert array_path is not None  # a parsed index implies an owning array
         if not isinstance(value, Link | None):
             raise FormatError(f"{key!r}: chunks must be staged as links")
         updates.setdefault(array_path, {})[index] = value
+    return updates
 
-    io = NodeIO(blockstore)
-    nodes: dict[str, Node] = {}
-    for path, doc in docs.items():
-        if doc["node_type"] == "group":
-            nodes[path] = GroupNode(doc, {}, path, orders.get(path))
-            continue
-        node = ArrayNode(doc, None, path, orders.get(path))
-        old = base_nodes.get(path)
-        changes = updates.get(path)
-        if (
-            isinstance(old, ArrayNode)
-            and old.doc == doc
-            and old.order == node.order
-            and not changes
+
+def _not_a_chunk_key(
+    key: str, array_path: str | None, grids: Mapping[str, ChunkKeys]
+) -> FormatError:
+    if array_path is None:
+        return FormatError(
+            f"key {key!r} is neither a zarr.json nor a chunk key inside an array. "
+            "A zarr-on-IPLD dataset holds only a zarr v3 hierarchy; write other "
+            "files elsewhere."
+        )
+    keys = grids[array_path]
+    return FormatError(
+        f"key {key!r} is not a chunk key of array {array_path!r} (shape {keys.shape}, "
+        f"chunks {keys.chunk_shape}, key encoding {keys.encoding!r} with "
+        f"separator {keys.separator!r})"
+    )
+
+
+def _updated_array(
+    io: NodeIO, node: ArrayNode, old: Node | None, changes: Mapping[Index, Link | None] | None
+) -> ArrayNode:
+    """``node`` (new metadata, no manifest yet) with the manifest of ``old`` (the base's
+    node at its path, if any) where its chunk keys still apply, and ``changes`` on top."""
+    same_metadata = isinstance(old, ArrayNode) and (old.doc, old.order) == (node.doc, node.order)
+    if isinstance(old, ArrayNode) and same_metadata and not changes:
+        return old
+    sources = []
+    if isinstance(old, ArrayNode) and old.manifest is not None:
+        old_keys, new_keys = old.keys, node.keys
+        if (old_keys.encoding, old_keys.separator, len(old_keys.shape)) == (
+            new_keys.encoding,
+            new_keys.separator,
+            len(new_keys.shape),
         ):
-            nodes[path] = old
-            continue
-        sources = []
-        if isinstance(old, ArrayNode) and old.manifest is not None:
-            old_keys, new_keys = old.keys, grids[path]
-            if (old_keys.encoding, old_keys.separator, len(old_keys.shape)) == (
-                new_keys.encoding,
-                new_keys.separator,
-                len(new_keys.shape),
-            ):
-                # Same key strings name the same chunks; chunks now outside the grid drop out.
-                hi = tuple(
-                    min(a, b) for a, b in zip(old.tiling.grid, node.tiling.grid, strict=True)
-                )
-                sources.append(Source(old.tiling, old.manifest, hi=hi, label="the base dataset"))
-        root = assemble(io, node.tiling, sources, changes, what=f"array {path!r}")
-        nodes[path] = node.with_manifest(root)
-    return write_tree(blockstore, nodes)
+            # Same key strings name the same chunks; chunks now outside the grid drop out.
+            hi = tuple(min(a, b) for a, b in zip(old.tiling.grid, node.tiling.grid, strict=True))
+            sources.append(Source(old.tiling, old.manifest, hi=hi, label="the base dataset"))
+    root = assemble(io, node.tiling, sources, changes, what=f"array {node.path!r}")
+    return node.with_manifest(root)
 
 
 @dataclass(frozen=True)

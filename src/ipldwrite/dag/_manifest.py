@@ -14,7 +14,6 @@ rewrite only the nodes on the seams.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -26,6 +25,7 @@ import numpy.typing as npt
 
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag._leafbytes import merge_leaf_bytes
+from ipldwrite.dag._lru import LRU
 from ipldwrite.dag._tiling import Tiling
 from ipldwrite.errors import FormatError, MergeConflictError
 from ipldwrite.ipld import DAG_CBOR, Link, LinkLabel, decode, encode, link_str, to_cid
@@ -49,17 +49,16 @@ class NodeIO:
 
     def __init__(self, blockstore: Blockstore, *, cache_nodes: int = 64) -> None:
         self.blockstore = blockstore
-        self._cache: OrderedDict[bytes, list[Entry]] = OrderedDict()
-        self._cache_nodes = cache_nodes
+        # A merge or a window reads the same few inner nodes once per child it descends
+        # into: ``cache_nodes`` decoded nodes (at most 4096 items each) are kept.
+        self._cache: LRU[bytes, list[Entry]] = LRU(cache_nodes)
         self.reads = 0
         self.writes = 0
 
     def read(self, link: Link, length: int) -> list[Entry]:
         key = link.cid_bytes
         node = self._cache.get(key)
-        if node is not None:
-            self._cache.move_to_end(key)
-        else:
+        if node is None:
             what = LinkLabel("manifest node ", link)
             value = decode(self.blockstore.get(link), what=what)
             self.reads += 1
@@ -75,10 +74,7 @@ class NodeIO:
                     f"{what} holds only nulls; writers never write such a node (its parent "
                     "holds null instead), so this manifest is not in canonical form"
                 )
-            node = value
-            self._cache[key] = node
-            if len(self._cache) > self._cache_nodes:
-                self._cache.popitem(last=False)
+            node = self._cache.put(key, value)
         if len(node) != length:
             raise FormatError(
                 f"manifest node {link_str(link)} has {len(node)} items where the array's "
@@ -101,9 +97,7 @@ class NodeIO:
         data = encode(entries)
         link = self.blockstore.put(data, DAG_CBOR)
         self.writes += 1
-        self._cache[link.cid_bytes] = entries
-        if len(self._cache) > self._cache_nodes:
-            self._cache.popitem(last=False)
+        self._cache.put(link.cid_bytes, entries)
         return link
 
 
@@ -138,30 +132,40 @@ def _node_hi(tiling: Tiling, level: int, origin: Index) -> Index:
     )
 
 
-def lookup(io: NodeIO, tiling: Tiling, root: Link | None, index: Index) -> Entry:
-    """The link of chunk ``index``, or None if that chunk was never written."""
-    if root is None:
-        return None
+def _descend(
+    io: NodeIO, tiling: Tiling, root: Link | None, index: Index, level: int
+) -> tuple[Entry, Index]:
+    """The one descent by position: the link and origin of the node at ``level`` whose tile
+    holds ``index`` (a chunk index, or a tile's origin), or None where a link on the way
+    is null. Lookups and merges (through :meth:`Source.node`) both use it."""
     node: Entry = root
     origin = (0,) * tiling.ndim
-    for level in range(tiling.top, 0, -1):
-        assert node is not None
-        child = tiling.tiles[level - 1]
-        extent = tiling.extent(level, origin)
-        coords = [(i - o) // t for i, o, t in zip(index, origin, child, strict=True)]
-        entries = io.read(node, prod(extent))
-        node = entries[_flat(coords, extent)]
+    for lvl in range(tiling.top, level, -1):
         if node is None:
-            return None
+            break
+        child = tiling.tiles[lvl - 1]
+        extent = tiling.extent(lvl, origin)
+        coords = [(i - o) // t for i, o, t in zip(index, origin, child, strict=True)]
+        node = io.read(node, prod(extent))[_flat(coords, extent)]
         origin = tuple(o + c * t for o, c, t in zip(origin, coords, child, strict=True))
-    assert node is not None
+    return node, origin
+
+
+def lookup(io: NodeIO, tiling: Tiling, root: Link | None, index: Index) -> Entry:
+    """The link of chunk ``index``, or None if that chunk was never written."""
+    leaf, origin = _descend(io, tiling, root, index, 0)
+    if leaf is None:
+        return None
     extent = tiling.extent(0, origin)
     cell = [i - o for i, o in zip(index, origin, strict=True)]
-    return io.read(node, prod(extent))[_flat(cell, extent)]
+    return io.read(leaf, prod(extent))[_flat(cell, extent)]
 
 
-def iter_entries(io: NodeIO, tiling: Tiling, root: Link | None) -> Iterator[tuple[Index, Link]]:
-    """Every (chunk index, link), tile by tile."""
+def _leaves(
+    io: NodeIO, tiling: Tiling, root: Link | None, lo: Index, hi: Index
+) -> Iterator[tuple[Index, Index, list[Entry]]]:
+    """The one walk over a region: (origin, extent, items) of every leaf that overlaps
+    the chunk indices [lo, hi), in C order of the leaves, skipping null subtrees."""
     if root is None:
         return
     stack: list[tuple[int, Index, Link]] = [(tiling.top, (0,) * tiling.ndim, root)]
@@ -170,16 +174,28 @@ def iter_entries(io: NodeIO, tiling: Tiling, root: Link | None) -> Iterator[tupl
         extent = tiling.extent(level, origin)
         entries = io.read(link, prod(extent))
         if level == 0:
-            for coords, entry in zip(np.ndindex(*extent), entries, strict=True):
-                if entry is not None:
-                    yield tuple(o + c for o, c in zip(origin, coords, strict=True)), entry
-        else:
-            children = [
-                (level - 1, child_origin, entries[pos])
-                for pos, child_origin in _child_origins(tiling, level, origin)
-                if entries[pos] is not None
-            ]
-            stack.extend(reversed(children))  # type: ignore[arg-type]
+            yield origin, extent, entries
+            continue
+        children = []
+        for pos, child_origin in _child_origins(tiling, level, origin):
+            child = entries[pos]
+            if child is None:
+                continue
+            child_hi = _node_hi(tiling, level - 1, child_origin)
+            if all(
+                a < h and b > low
+                for a, b, low, h in zip(child_origin, child_hi, lo, hi, strict=True)
+            ):
+                children.append((level - 1, child_origin, child))
+        stack.extend(reversed(children))
+
+
+def iter_entries(io: NodeIO, tiling: Tiling, root: Link | None) -> Iterator[tuple[Index, Link]]:
+    """Every (chunk index, link), tile by tile."""
+    for origin, extent, entries in _leaves(io, tiling, root, (0,) * tiling.ndim, tiling.grid):
+        for coords, entry in zip(np.ndindex(*extent), entries, strict=True):
+            if entry is not None:
+                yield tuple(o + c for o, c in zip(origin, coords, strict=True)), entry
 
 
 def _object_array(entries: Sequence[Entry], shape: Sequence[int]) -> npt.NDArray[Any]:
@@ -193,32 +209,16 @@ def read_region(
 ) -> npt.NDArray[Any]:
     """The links of the chunks in [lo, hi) as an object array (None where never written)."""
     out = np.empty(tuple(h - low for low, h in zip(lo, hi, strict=True)), dtype=object)
-    if root is None or out.size == 0:
+    if out.size == 0:
         return out
-    stack: list[tuple[int, Index, Link]] = [(tiling.top, (0,) * tiling.ndim, root)]
-    while stack:
-        level, origin, link = stack.pop()
-        extent = tiling.extent(level, origin)
-        entries = io.read(link, prod(extent))
-        if level == 0:
-            node_hi = _node_hi(tiling, 0, origin)
-            ilo = [max(a, b) for a, b in zip(lo, origin, strict=True)]
-            ihi = [min(a, b) for a, b in zip(hi, node_hi, strict=True)]
-            cells = _object_array(entries, extent)
-            src = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
-            dst = tuple(slice(a - low, b - low) for a, b, low in zip(ilo, ihi, lo, strict=True))
-            out[dst] = cells[src]
-            continue
-        for pos, child_origin in _child_origins(tiling, level, origin):
-            child = entries[pos]
-            if child is None:
-                continue
-            child_hi = _node_hi(tiling, level - 1, child_origin)
-            if all(
-                a < h and b > low
-                for a, b, low, h in zip(child_origin, child_hi, lo, hi, strict=True)
-            ):
-                stack.append((level - 1, child_origin, child))
+    for origin, extent, entries in _leaves(io, tiling, root, lo, hi):
+        node_hi = _node_hi(tiling, 0, origin)
+        ilo = [max(a, b) for a, b in zip(lo, origin, strict=True)]
+        ihi = [min(a, b) for a, b in zip(hi, node_hi, strict=True)]
+        cells = _object_array(entries, extent)
+        src = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
+        dst = tuple(slice(a - low, b - low) for a, b, low in zip(ilo, ihi, lo, strict=True))
+        out[dst] = cells[src]
     return out
 
 
@@ -245,6 +245,23 @@ class Source:
         hi = self.hi or self.tiling.grid
         object.__setattr__(self, "_window", (offset, lo, hi))
 
+    def to_source(self, target: Index) -> Index:
+        """Target-grid chunk coordinates in this source's own grid."""
+        return tuple(t - f for t, f in zip(target, self._window[0], strict=True))
+
+    def holds_tile(self, origin: Index, hi: Index, tile: Index) -> bool:
+        """Whether the target node [origin, hi) with tile shape ``tile`` is, inside this
+        source's window, exactly one of its own tiles of that shape (same clipped extent),
+        so that its node there can be taken by link."""
+        offset, lo_w, hi_w = self._window
+        for o, h, off, t, g, wl, wh in zip(
+            origin, hi, offset, tile, self.tiling.grid, lo_w, hi_w, strict=True
+        ):
+            src = o - off
+            if src % t or src < wl or src - o + h > wh or min(src + t, g) - src != h - o:
+                return False
+        return True
+
     def overlap(self, lo: Index, hi: Index) -> tuple[Index, Index] | None:
         """The part of the target region [lo, hi) this source covers, if any."""
         offset, wl, wh = self._window
@@ -254,20 +271,7 @@ class Source:
 
     def node(self, io: NodeIO, level: int, origin: Index) -> Entry:
         """The link of this source's node at ``level`` whose tile starts at ``origin``."""
-        tiling = self.tiling
-        node: Entry = self.root
-        node_origin = (0,) * tiling.ndim
-        for lvl in range(tiling.top, level, -1):
-            if node is None:
-                return None
-            child = tiling.tiles[lvl - 1]
-            extent = tiling.extent(lvl, node_origin)
-            coords = [(i - o) // t for i, o, t in zip(origin, node_origin, child, strict=True)]
-            node = io.read(node, prod(extent))[_flat(coords, extent)]
-            node_origin = tuple(
-                o + c * t for o, c, t in zip(node_origin, coords, child, strict=True)
-            )
-        return node
+        return _descend(io, self.tiling, self.root, origin, level)[0]
 
 
 def assemble(
@@ -306,24 +310,17 @@ class _Builder:
         self.io = io
         self.target = target
         self.what = what
-        self._compat: dict[int, int] = {}
+        # How many levels, from the leaves up, a source's tiles share with the target's,
+        # by the source's tile shapes (all that decides it).
+        self._compat: dict[tuple[Index, ...], int] = {}
 
     def _aligned(self, s: Source, level: int, origin: Index, hi: Index) -> bool:
-        key = id(s.tiling)
-        compat = self._compat.get(key)
+        compat = self._compat.get(s.tiling.tiles)
         if compat is None:
-            compat = self._compat[key] = s.tiling.compatible_levels(self.target)
+            compat = self._compat[s.tiling.tiles] = s.tiling.compatible_levels(self.target)
         if level >= compat or level > s.tiling.top:
             return False
-        offset, lo_w, hi_w = s._window
-        tile = self.target.tiles[level]
-        for o, h, off, t, g, wl, wh in zip(
-            origin, hi, offset, tile, s.tiling.grid, lo_w, hi_w, strict=True
-        ):
-            src = o - off
-            if src % t or src < wl or src - o + h > wh or min(src + t, g) - src != h - o:
-                return False
-        return True
+        return s.holds_tile(origin, hi, self.target.tiles[level])
 
     def build(
         self,
@@ -332,29 +329,30 @@ class _Builder:
         sources: list[Source],
         idx: npt.NDArray[np.int64],
         vals: npt.NDArray[Any],
-        known: dict[int, Link] | None = None,
+        known: Sequence[Entry] | None = None,
     ) -> Entry:
         """The node at ``level`` whose tile starts at ``origin``.
 
-        ``known`` maps ``id(source)`` to that source's node here, when the parent already
-        read it: merges then never walk down from a source's root again.
+        ``known`` holds each source's node here (in the order of ``sources``), when the
+        parent already read them: merges then never walk down from a source's root again.
         """
         hi = _node_hi(self.target, level, origin)
-        relevant = [s for s in sources if s.overlap(origin, hi) is not None]
+        keep = [n for n, s in enumerate(sources) if s.overlap(origin, hi) is not None]
+        relevant = [sources[n] for n in keep]
         if not relevant and not len(idx):
             return None
         if not len(idx) and all(self._aligned(s, level, origin, hi) for s in relevant):
-            nodes: dict[int, tuple[Source, Link]] = {}
-            for s in relevant:
-                link = known.get(id(s)) if known is not None else self._node_of(s, level, origin)
-                if link is not None:
-                    nodes[id(s)] = (s, link)
-            distinct = {link.cid_bytes: link for _, link in nodes.values()}
+            if known is not None:
+                links: list[Entry] = [known[n] for n in keep]
+            else:
+                links = [s.node(self.io, level, s.to_source(origin)) for s in relevant]
+            nodes = [(s, link) for s, link in zip(relevant, links, strict=True) if link is not None]
+            distinct = {link.cid_bytes: link for _, link in nodes}
             if len(distinct) <= 1:
                 return next(iter(distinct.values()), None)
             if level > 0:
-                return self._merge_aligned(level, origin, list(nodes.values()))
-            return self._merge_leaves(origin, hi, list(nodes.values()))
+                return self._merge_aligned(level, origin, nodes)
+            return self._merge_leaves(origin, hi, nodes)
         if level == 0:
             return self._leaf(origin, hi, relevant, idx, vals)
         tiling = self.target
@@ -377,10 +375,6 @@ class _Builder:
             return None
         return self.io.write(entries)
 
-    def _node_of(self, s: Source, level: int, origin: Index) -> Entry:
-        offset = s._window[0]
-        return s.node(self.io, level, tuple(o - f for o, f in zip(origin, offset, strict=True)))
-
     def _merge_aligned(self, level: int, origin: Index, nodes: list[tuple[Source, Link]]) -> Entry:
         """Sources whose nodes here all have the target's layout: decide every child from
         their lists, and descend only where two or more of them hold different children.
@@ -396,7 +390,6 @@ class _Builder:
             if len(distinct) <= 1:
                 entries.append(kids[0][1] if kids else None)
                 continue
-            known = {id(s): link for s, link in kids}
             entries.append(
                 self.build(
                     level - 1,
@@ -404,7 +397,7 @@ class _Builder:
                     [s for s, _ in kids],
                     empty_idx,
                     none,
-                    known,  # type: ignore[arg-type]
+                    [link for _, link in kids],
                 )
             )
         if all(e is None for e in entries):
@@ -470,15 +463,8 @@ class _Builder:
         out = np.empty(extent, dtype=object)
         owner = np.full(extent, -1, dtype=np.int32)
         for n, s in enumerate(sources):
-            offset = s._window[0]
             ilo, ihi = s.overlap(origin, hi) or (origin, origin)
-            cells = read_region(
-                self.io,
-                s.tiling,
-                s.root,
-                tuple(a - f for a, f in zip(ilo, offset, strict=True)),
-                tuple(b - f for b, f in zip(ihi, offset, strict=True)),
-            )
+            cells = read_region(self.io, s.tiling, s.root, s.to_source(ilo), s.to_source(ihi))
             dst = tuple(slice(a - o, b - o) for a, b, o in zip(ilo, ihi, origin, strict=True))
             present = cells.astype(bool)  # links are truthy: no Link.__eq__ per cell
             # The Ellipsis keeps these views for 0-d arrays too (out[()] is the item).

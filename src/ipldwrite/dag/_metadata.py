@@ -12,7 +12,6 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from numbers import Integral
 from typing import Any
 
@@ -114,8 +113,7 @@ def attribute_order(doc: dict[str, Any]) -> list[str] | None:
     return None if order == sorted(order, key=_canonical_key) else order
 
 
-@lru_cache(maxsize=1024)
-def _render_cached(canonical: str, order: tuple[str, ...] | None) -> bytes:
+def _render(canonical: str, order: tuple[str, ...] | None) -> bytes:
     doc = json.loads(canonical)
     attrs = doc.get("attributes")
     if isinstance(attrs, dict):
@@ -150,7 +148,7 @@ def render_zarr_json(doc: dict[str, Any], order: list[str] | None = None) -> byt
         # DAG-CBOR has bytes and links, JSON has neither: a node holding them in its zarr
         # document was not written from a zarr.json (found by scripts/fuzz.py).
         raise FormatError(f"zarr metadata that JSON cannot represent: {exc}") from None
-    return _render_cached(canonical, tuple(order) if order is not None else None)
+    return _render(canonical, tuple(order) if order is not None else None)
 
 
 # At most 20 digits: no chunk index reaches 2**64, and int() refuses strings of over 4300

@@ -14,9 +14,10 @@ are powers of two and are given to the *last* dimensions first, so:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from math import prod
 from typing import Final
+
+from ipldwrite.dag._lru import LRU
 
 LEAF_BITS: Final = 12
 NODE_BITS: Final = 12
@@ -50,7 +51,7 @@ class Tiling:
 
     @staticmethod
     def for_grid(grid: tuple[int, ...]) -> Tiling:
-        return _tiling_for_grid(tuple(grid))
+        return _BY_GRID.get_or_make(tuple(grid), _tiling_for_grid)
 
     @property
     def ndim(self) -> int:
@@ -89,7 +90,12 @@ class Tiling:
         return [list(t) for t in self.tiles]
 
 
-@cache
+#: Tilings by grid shape. Every array node computes its tiling, and a merge or a write task
+#: loads thousands of nodes of a few shapes; the tiling is a pure function of the shape, so
+#: one bounded map per process serves them all (no store owns a value this plain).
+_BY_GRID: LRU[tuple[int, ...], Tiling] = LRU(1024)
+
+
 def _tiling_for_grid(grid: tuple[int, ...]) -> Tiling:
     if any(g == 0 for g in grid):
         return Tiling(grid, ((1,) * len(grid),))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,35 @@ def concat(
     inputs = [Hierarchy.load(store, cid) for cid in cids]
     if len(inputs) == 1:
         return to_cid(inputs[0].root)  # type: ignore[arg-type]
+    # Every check runs before anything is built: a refused join writes nothing.
+    along = _plan_variables(store, inputs, group, dim, check_coords)
+    out = Hierarchy(store, dict(inputs[0].nodes), inputs[0].root)
+    io = NodeIO(store)
+    for name, (nodes, plan) in along.items():
+        joined = _concat_array(store, io, nodes, inputs, dim, plan, combine_attrs)
+        out.nodes[join_path(group, name)] = joined
+    groups = [h.group(group) for h in inputs]
+    attrs = combine([attrs_of(g) for g in groups], combine_attrs, f"group {'/' + group!r}")
+    out.nodes[group] = with_attrs(groups[0], attrs)
+    return to_cid(out.write())
+
+
+@dataclass(frozen=True)
+class _Join:
+    """How one variable is joined, decided once by :func:`_plan`: its chunk shape in the
+    result, and whether the inputs' manifests are placed side by side (``linked``) rather
+    than the values re-encoded."""
+
+    where: str
+    chunks: tuple[int, ...]
+    linked: bool
+
+
+def _plan_variables(
+    store: Blockstore, inputs: list[Hierarchy], group: str, dim: str, check_coords: bool
+) -> dict[str, tuple[list[ArrayNode], _Join]]:
+    """Check the inputs can be joined along ``dim`` and plan every variable that has it;
+    refuse (IncompatibleDatasetsError) before anything is written."""
     names = [set(h.arrays(group)) for h in inputs]
     for n, these in enumerate(names[1:], 2):
         if these != names[0]:
@@ -59,12 +89,11 @@ def concat(
                 "that dataset 1 does not have, or lacks them. Drop them first "
                 "(ipldwrite.ops.drop_vars) or merge them in separately."
             )
-    # Every check runs before anything is built: a refused join writes nothing.
     if dim in names[0]:
         _check_calendars([h.arrays(group)[dim] for h in inputs], dim)
         if check_coords:
             _check_monotonic(store, inputs, join_path(group, dim), dim)
-    along: dict[str, tuple[list[ArrayNode], tuple[int, ...]]] = {}
+    along: dict[str, tuple[list[ArrayNode], _Join]] = {}
     coordinates = set.union(
         *(coordinate_like(h.arrays(group), attrs_of(h.group(group))) for h in inputs)
     )
@@ -78,17 +107,7 @@ def concat(
             _check_identical(nodes, inputs, where, dim)
     if not along:
         raise IncompatibleDatasetsError(f"no variable has dimension {dim!r}: nothing to concat")
-    out = Hierarchy(store, dict(inputs[0].nodes), inputs[0].root)
-    io = NodeIO(store)
-    for name, (nodes, chunks) in along.items():
-        joined = _concat_array(
-            store, io, nodes, inputs, dim, f"variable {name!r}", chunks, combine_attrs
-        )
-        out.nodes[join_path(group, name)] = joined
-    groups = [h.group(group) for h in inputs]
-    attrs = combine([attrs_of(g) for g in groups], combine_attrs, f"group {'/' + group!r}")
-    out.nodes[group] = with_attrs(groups[0], attrs)
-    return to_cid(out.write())
+    return along
 
 
 def _check_identical(nodes: list[ArrayNode], inputs: list[Hierarchy], where: str, dim: str) -> None:
@@ -152,11 +171,10 @@ def _linkable(nodes: list[ArrayNode], axis: int) -> bool:
     )
 
 
-def _plan(
-    nodes: list[ArrayNode], name: str, dim: str, where: str, coordinate: bool
-) -> tuple[int, ...]:
-    """The joined variable's canonical chunk shape; refuse when reaching it would need
-    chunk data re-encoded (more than a small coordinate-like array)."""
+def _plan(nodes: list[ArrayNode], name: str, dim: str, where: str, coordinate: bool) -> _Join:
+    """The joined variable's canonical chunk shape, and whether its chunks are linked;
+    refuse when reaching it would need chunk data re-encoded (more than a small
+    coordinate-like array)."""
     axis = dims_of(nodes[0], where).index(dim)
     shape = _joined_shape(nodes, axis)
     linkable = _linkable(nodes, axis)
@@ -167,10 +185,10 @@ def _plan(
             "inputs and are not what zarr picks automatically for each input, so no single "
             "write of the joined dataset gives them; rechunk the inputs alike"
         )
-    if (linkable and all(n.keys.chunk_shape == chunks for n in nodes)) or may_reencode(
-        nodes[0], name, shape, chunks
-    ):
-        return chunks
+    # Linkable inputs share one chunk shape: linked when it is the result's.
+    linked = linkable and nodes[0].keys.chunk_shape == chunks
+    if linked or may_reencode(nodes[0], name, shape, chunks):
+        return _Join(where, chunks, linked)
     if chunks != nodes[0].keys.chunk_shape:
         raise IncompatibleDatasetsError(
             f"{where}: a single write of the joined dataset chunks it {chunks} (zarr's "
@@ -198,18 +216,17 @@ def _concat_array(
     nodes: list[ArrayNode],
     inputs: list[Hierarchy],
     dim: str,
-    where: str,
-    chunks: tuple[int, ...],
+    plan: _Join,
     combine_attrs: CombineAttrs,
 ) -> ArrayNode:
-    first = nodes[0]
+    first, where, chunks = nodes[0], plan.where, plan.chunks
     axis = dims_of(first, where).index(dim)
     all_attrs = [attrs_of(n) for n in nodes]
     if dims_of(first, where) == [dim] and _time_units_differ(all_attrs):
         return _concat_times(store, nodes, inputs, all_attrs, chunks, combine_attrs, where)
     attrs = combine(all_attrs, combine_attrs, where)
     shape = _joined_shape(nodes, axis)
-    if not (_linkable(nodes, axis) and first.keys.chunk_shape == chunks):
+    if not plan.linked:
         values = np.concatenate(
             [read_values(store, h.root, n.path) for h, n in zip(inputs, nodes, strict=True)],  # type: ignore[arg-type]
             axis=axis,

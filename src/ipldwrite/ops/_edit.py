@@ -56,6 +56,24 @@ def merge(
     inputs = [Hierarchy.load(store, cid) for cid in cids]
     if not inputs:
         raise ValueError("merge needs at least one dataset")
+    out = _union(store, inputs, group)
+    groups = [h.group(group) for h in inputs]
+    _check_group_metadata(inputs, groups, group)
+    all_attrs = [attrs_of(g) for g in groups]
+    attrs = combine(
+        [{k: v for k, v in a.items() if k != "coordinates"} for a in all_attrs],
+        combine_attrs,
+        f"group {'/' + group!r}",
+    )
+    attrs.update(_global_coordinates(out, group, all_attrs))
+    out.nodes[group] = with_attrs(groups[0], attrs)
+    return to_cid(out.write())
+
+
+def _union(store: Blockstore, inputs: list[Hierarchy], group: str) -> Hierarchy:
+    """Every node of every input, by path; a path that two inputs hold differently is a
+    :class:`MergeConflictError` (the group at ``group`` and its ancestors excepted: their
+    members are the union, from write_tree)."""
     out = Hierarchy(store, {})
     owner: dict[str, Hierarchy] = {}
     prefix = f"{group}/" if group else ""
@@ -80,7 +98,11 @@ def merge(
                     path="/" + path,
                     cids=(to_cid(a), to_cid(b)),
                 )
-    groups = [h.group(group) for h in inputs]
+    return out
+
+
+def _check_group_metadata(inputs: list[Hierarchy], groups: list[GroupNode], group: str) -> None:
+    """The merged group's zarr.json, but for its attributes, must be the same in all inputs."""
     docs = [{k: v for k, v in (g.doc or {}).items() if k != "attributes"} for g in groups]
     for h, doc in zip(inputs[1:], docs[1:], strict=True):
         if doc != docs[0]:
@@ -91,15 +113,6 @@ def merge(
                 path="/" + group,
                 cids=(to_cid(a), to_cid(b)),
             )
-    all_attrs = [attrs_of(g) for g in groups]
-    attrs = combine(
-        [{k: v for k, v in a.items() if k != "coordinates"} for a in all_attrs],
-        combine_attrs,
-        f"group {'/' + group!r}",
-    )
-    attrs.update(_global_coordinates(out, group, all_attrs))
-    out.nodes[group] = with_attrs(groups[0], attrs)
-    return to_cid(out.write())
 
 
 def _global_coordinates(
@@ -157,29 +170,8 @@ def isel(
     coordinates = coordinate_like(arrays, attrs_of(h.group(group)))
     for name, node in arrays.items():
         where = f"variable {name!r}"
-        dims = dims_of(node, where)
-        lo = [0] * len(dims)
-        hi = list(node.keys.shape)
-        drop: list[int] = []
-        for dim, sel in indexers.items():
-            if dim not in dims:
-                continue
-            axis = dims.index(dim)
-            if isinstance(sel, slice):
-                start, stop, step = sel.indices(hi[axis])
-                if step != 1:
-                    raise ValueError(
-                        f"isel by manifest takes contiguous slices; got step {step} for {dim!r}"
-                    )
-                lo[axis], hi[axis] = start, max(start, stop)
-                continue
-            i = operator.index(sel)
-            if not -hi[axis] <= i < hi[axis]:
-                raise IndexError(f"index {i} is out of bounds for {dim!r} of size {hi[axis]}")
-            lo[axis] = i % hi[axis]
-            hi[axis] = lo[axis] + 1
-            drop.append(axis)
-        if lo == [0] * len(dims) and hi == list(node.keys.shape):
+        lo, hi, drop = _selection(node, indexers, where)
+        if lo == [0] * len(lo) and hi == list(node.keys.shape):
             continue
         # Every window is planned before anything is written: a refused isel writes nothing.
         plans[name] = _plan_window(node, name, lo, hi, drop, where, name in coordinates)
@@ -191,6 +183,36 @@ def isel(
     if scalars:
         _name_scalar_coordinates(h, group, scalars)
     return to_cid(h.write())
+
+
+def _selection(
+    node: ArrayNode, indexers: Mapping[str, slice | int], where: str
+) -> tuple[list[int], list[int], list[int]]:
+    """The window [lo, hi) of ``node`` that ``indexers`` select, and the axes that an
+    integer drops."""
+    dims = dims_of(node, where)
+    lo = [0] * len(dims)
+    hi = list(node.keys.shape)
+    drop: list[int] = []
+    for dim, sel in indexers.items():
+        if dim not in dims:
+            continue
+        axis = dims.index(dim)
+        if isinstance(sel, slice):
+            start, stop, step = sel.indices(hi[axis])
+            if step != 1:
+                raise ValueError(
+                    f"isel by manifest takes contiguous slices; got step {step} for {dim!r}"
+                )
+            lo[axis], hi[axis] = start, max(start, stop)
+            continue
+        i = operator.index(sel)
+        if not -hi[axis] <= i < hi[axis]:
+            raise IndexError(f"index {i} is out of bounds for {dim!r} of size {hi[axis]}")
+        lo[axis] = i % hi[axis]
+        hi[axis] = lo[axis] + 1
+        drop.append(axis)
+    return lo, hi, drop
 
 
 def _plan_window(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,7 +19,7 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.storage import StorePath
 
 from ipldwrite.blockstore import Blockstore
-from ipldwrite.dag import ArrayInDataset, render_zarr_json
+from ipldwrite.dag import LRU, ArrayInDataset, render_zarr_json
 from ipldwrite.errors import FormatError
 from ipldwrite.ipld import Link
 from ipldwrite.store._store import IPLDStore
@@ -88,30 +86,24 @@ class _Target:
 
 class _Targets:
     """Per process: the template's array (its nodes, parsed zarr metadata and codec
-    pipelines) by (template CID, path). A write task would otherwise re-read and re-parse
-    the template for every block; content addressing makes the cache exact: a CID never
-    changes."""
+    pipelines) by (template CID, path), for the last ``size`` of them. A write task would
+    otherwise re-read and re-parse the template for every block; content addressing makes
+    the cache exact: a CID never changes. It belongs to the process, not to a store: every
+    task gets its own copy of the blockstore (unpickled from the graph), while the tasks a
+    worker runs share one template."""
 
     def __init__(self, size: int = 32) -> None:
-        self._entries: OrderedDict[tuple[bytes, str], _Target] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+        self._entries: LRU[tuple[bytes, str], _Target] = LRU(size)
 
     def get(self, blockstore: Blockstore, base: Link, path: str) -> _Target:
         key = (base.cid_bytes, path)
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                return found
+        found = self._entries.get(key)
+        if found is not None:
+            return found
         array = ArrayInDataset.load(blockstore, base, path)
         doc = json.loads(render_zarr_json(array.node.doc, array.node.order))
         entry = _Target(array, ArrayV3Metadata.from_dict(doc))
-        with self._lock:
-            entry = self._entries.setdefault(key, entry)
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        return entry
+        return self._entries.put(key, entry)
 
 
 _targets = _Targets()

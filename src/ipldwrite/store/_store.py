@@ -21,6 +21,7 @@ from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
 from ipldwrite.blockstore import Blockstore, default_blockstore, resolve_blockstore
 from ipldwrite.dag import (
+    LRU,
     ArrayNode,
     DatasetReader,
     GroupNode,
@@ -49,14 +50,19 @@ class _View:
         self.reader = DatasetReader(blockstore, root)
         self._io = NodeIO(blockstore, cache_nodes=256)
         self._io_lock = threading.Lock()
+        # zarr reads a node's zarr.json again for every array and group it opens, and
+        # rendering goes through zarr's metadata classes: the view (one root, so a path
+        # names one node) keeps what it rendered, for up to 1024 nodes.
+        self._rendered: LRU[str, bytes] = LRU(1024)
 
     def locate(self, key: str) -> bytes | Link | None:
         """Rendered metadata bytes, a chunk link, or None if the key does not exist."""
-        _, node, rest = self.reader.resolve(key)
+        path, node, rest = self.reader.resolve(key)
         if rest == "zarr.json":
             if node is None or node.doc is None:
                 return None
-            return render_zarr_json(node.doc, node.order)
+            doc, order = node.doc, node.order
+            return self._rendered.get_or_make(path, lambda _: render_zarr_json(doc, order))
         if isinstance(node, ArrayNode):
             index = node.keys.parse(rest)
             if index is not None:
@@ -172,6 +178,8 @@ class IPLDStore(Store):
         return to_cid(self._root) if self._root is not None else None
 
     def __eq__(self, other: object) -> bool:
+        # By value, as zarr's own stores compare: zarr (and its StoreTests) expect a store
+        # to equal an unpickled copy of itself and one opened with the same arguments.
         return (
             isinstance(other, IPLDStore)
             and self.blockstore == other.blockstore
@@ -181,7 +189,10 @@ class IPLDStore(Store):
         )
 
     def __hash__(self) -> int:
-        return id(self)
+        # Only what never changes after construction (the root and the staged keys do):
+        # equal stores share their blockstore, so they hash alike, and a store keeps its
+        # hash across writes and commits.
+        return hash((IPLDStore, self.blockstore))
 
     def __repr__(self) -> str:
         # zarr calls str(store) for every node it opens: link_str is ~60x cheaper than
