@@ -232,3 +232,16 @@ def test_cf_datasets_merge_in_every_order_is_one_root(ds: xr.Dataset, data: st.D
     parts = [to_ipld_zarr(ds.drop_vars([n for n in names if n != name]), store) for name in names]
     roots = {ops.merge(list(order), store) for order in itertools.permutations(parts)}
     assert roots == {to_ipld_zarr(ds, store)}
+
+
+@pytest.mark.parametrize("index", [0, 1, 3, 4, -1])
+def test_integer_isel_inside_chunks_and_in_the_last_partial_chunk(index: int) -> None:
+    """An integer inside a chunk of 2 (and in the last, partial chunk) re-encodes the small
+    array as xarray's isel then a write would: same values, the single write's root."""
+    store = MemoryBlockstore()
+    ds = xr.Dataset({"v": (("t", "x"), np.arange(15.0).reshape(5, 3))})
+    root = to_ipld_zarr(ds, store, encoding={"v": {"chunks": (2, 3)}})
+    got = ops.isel(root, {"t": index}, store)
+    expected = ds.isel(t=index)
+    assert got == to_ipld_zarr(expected, store)
+    xr.testing.assert_identical(open_ipld_zarr(got, store).load(), expected)

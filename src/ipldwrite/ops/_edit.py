@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -175,10 +176,9 @@ def isel(
             continue
         # Every window is planned before anything is written: a refused isel writes nothing.
         plans[name] = _plan_window(node, name, lo, hi, drop, where, name in coordinates)
-    for name, (lo, hi, drop, chunks) in plans.items():
-        node = arrays[name]
+    for name, plan in plans.items():
         where = f"variable {name!r}"
-        h.nodes[join_path(group, name)] = _window(store, io, h, node, lo, hi, drop, chunks, where)
+        h.nodes[join_path(group, name)] = _window(store, io, h, arrays[name], plan, where)
     scalars = [d for d, sel in indexers.items() if not isinstance(sel, slice) and d in arrays]
     if scalars:
         _name_scalar_coordinates(h, group, scalars)
@@ -215,6 +215,16 @@ def _selection(
     return lo, hi, drop
 
 
+@dataclass(frozen=True)
+class _Window:
+    lo: list[int]
+    hi: list[int]
+    drop: list[int]
+    chunks: tuple[int, ...]
+    #: The subset is whole chunks of the input, linked as they are (else re-encoded).
+    linked: bool
+
+
 def _plan_window(
     node: ArrayNode,
     name: str,
@@ -223,7 +233,9 @@ def _plan_window(
     drop: list[int],
     where: str,
     coordinate: bool,
-) -> tuple[list[int], list[int], list[int], tuple[int, ...]]:
+) -> _Window:
+    """How to window ``node``: by manifest (``linked``: whole chunks, kept as they are) or
+    by re-encoding its values, which only small coordinate-like arrays may be."""
     chunks = node.keys.chunk_shape
     shape = [b - a for axis, (a, b) in enumerate(zip(lo, hi, strict=True)) if axis not in drop]
     aligned = all(
@@ -241,9 +253,8 @@ def _plan_window(
     if len(canonical) != len(shape):  # the input's own chunks, less the dropped axes
         canonical = tuple(c for axis, c in enumerate(canonical) if axis not in drop)
     kept = tuple(c for axis, c in enumerate(chunks) if axis not in drop)
-    if not (aligned and shape_free and canonical == kept) and not may_reencode(
-        node, name, shape, canonical
-    ):
+    linked = aligned and shape_free and canonical == kept
+    if not linked and not may_reencode(node, name, shape, canonical):
         dims = dims_of(node, where)
         window = ", ".join(f"{d}[{a}:{b}]" for d, a, b in zip(dims, lo, hi, strict=True))
         why = (
@@ -256,7 +267,7 @@ def _plan_window(
             "Select on chunk boundaries (integers need chunks of 1 along their dimension), "
             "or subset with xarray and re-write with `to_ipld_zarr`"
         )
-    return lo, hi, drop, canonical
+    return _Window(lo, hi, drop, canonical, linked)
 
 
 def _window(
@@ -264,12 +275,10 @@ def _window(
     io: NodeIO,
     h: Hierarchy,
     node: ArrayNode,
-    lo: list[int],
-    hi: list[int],
-    drop: list[int],
-    chunks: tuple[int, ...],
+    plan: _Window,
     where: str,
 ) -> ArrayNode:
+    lo, hi, drop, chunks = plan.lo, plan.hi, plan.drop, plan.chunks
     keep = [axis for axis in range(len(lo)) if axis not in drop]
     shape = [hi[axis] - lo[axis] for axis in keep]
     old = node.keys.chunk_shape
@@ -277,10 +286,7 @@ def _window(
     doc["dimension_names"] = [d for axis, d in enumerate(dims_of(node, where)) if axis in keep]
     if not keep:
         del doc["dimension_names"]  # as xarray writes 0-d variables
-    if chunks != tuple(old[axis] for axis in keep) or any(
-        a % c or (b % c and b != size)
-        for a, b, c, size in zip(lo, hi, old, node.keys.shape, strict=True)
-    ):
+    if not plan.linked:
         window = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
         values = read_values(store, h.root, node.path)[window]  # type: ignore[arg-type]
         renamed = ArrayNode(doc, node.manifest, node.path, node.order)
