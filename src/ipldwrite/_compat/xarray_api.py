@@ -1,0 +1,146 @@
+"""xarray's internals that ipldwrite relies on, in one place, behind a version check.
+
+The writer (``ipldwrite.xarray.plan_write``) runs the first half of ``Dataset.to_zarr``
+(validation, encoding, the store's metadata writes) and keeps the Dask arrays that
+``to_zarr`` would hand to ``dask.array.store``; xarray has no public API for that half,
+so its private writer functions are used here. ``ops`` re-encodes CF times exactly as
+xarray does, with xarray's own coder.
+
+Counted as public (imported directly elsewhere): the top-level ``xarray`` namespace
+(``Dataset``, ``DataArray``, ``DataTree``, ``open_zarr``, ...) and the backend-plugin API
+that ``xarray.backends`` exports for third-party engines (``BackendEntrypoint``,
+``ZarrBackendEntrypoint``). Everything from a submodule of ``xarray.backends``, from
+``xarray.coding``, ``xarray.namedarray`` or ``xarray.core``, and every underscore name,
+is private and imported only here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Hashable, Mapping
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+
+from ipldwrite._compat import require_version
+
+__all__ = [
+    "XARRAY_MINIMUM",
+    "XARRAY_VERSION",
+    "ArrayWriter",
+    "decode_cf_datetime",
+    "dump_to_store",
+    "encode_cf_datetime",
+    "is_chunk_alignment_error",
+    "is_chunked_array",
+    "keep_close",
+    "validate_dataset",
+    "writable_zarr_store",
+]
+
+#: Checked by the nox sessions ``oldest`` and ``newest`` (noxfile.py).
+XARRAY_MINIMUM = "2025.6.0"
+XARRAY_BELOW = "2027"
+XARRAY_VERSION = require_version("xarray", xr.__version__, XARRAY_MINIMUM, XARRAY_BELOW)
+
+# Imported once the version is known to be supported (an ImportError would not say which
+# versions are).
+from xarray.backends.common import ArrayWriter  # noqa: E402  (a class: what to_zarr passes)
+from xarray.coding.times import decode_cf_datetime as _decode_cf_datetime  # noqa: E402
+from xarray.coding.times import encode_cf_datetime as _encode_cf_datetime  # noqa: E402
+from xarray.namedarray.pycompat import is_chunked_array  # noqa: E402
+
+# to_zarr's helpers moved from xarray.backends.api to xarray.backends.writers in 2025.9,
+# where get_writable_zarr_store (to_zarr's store opening, factored out) first appears.
+_WRITERS_MOVED = XARRAY_VERSION.release >= (2025, 9)
+_writers: Any = importlib.import_module(
+    "xarray.backends.writers" if _WRITERS_MOVED else "xarray.backends.api"
+)
+
+
+def writable_zarr_store(
+    store: Any,
+    *,
+    mode: Literal["w", "a", "r+"],
+    group: str | None,
+    append_dim: Hashable | None,
+    region: Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None,
+    safe_chunks: bool,
+    align_chunks: bool,
+    write_empty_chunks: bool | None,
+) -> Any:
+    """xarray's ZarrStore over ``store`` (zarr v3, not consolidated), opened as ``to_zarr``
+    opens it: it checks the mode, group, append dimension and region against the store."""
+    fixed: dict[str, Any] = {
+        "mode": mode,
+        "group": group,
+        "consolidated": False,
+        "append_dim": append_dim,
+        "safe_chunks": safe_chunks,
+        "align_chunks": align_chunks,
+        "zarr_format": 3,
+    }
+    if _WRITERS_MOVED:
+        return _writers.get_writable_zarr_store(
+            store, region=region, write_empty_chunks=write_empty_chunks, **fixed
+        )
+    # Before 2025.9, to_zarr opened the store inline; this is that code for a store object,
+    # an explicit mode and consolidated=False (so nothing is consolidated on close).
+    from xarray.backends.zarr import ZarrStore
+
+    return ZarrStore.open_group(store, write_region=region, write_empty=write_empty_chunks, **fixed)
+
+
+def validate_dataset(zstore: Any, ds: xr.Dataset, encoding: dict[str, Any]) -> xr.Dataset:
+    """``to_zarr``'s checks, in its order: variable names, then the region (``"auto"``
+    regions resolved against the store: the returned dataset), then the encoding."""
+    _writers._validate_dataset_names(ds)
+    # ZarrStore methods (private): the region and encoding checks to_zarr runs.
+    ds = zstore._validate_and_autodetect_region(ds)
+    zstore._validate_encoding(encoding)
+    return ds
+
+
+def dump_to_store(
+    ds: xr.Dataset, zstore: Any, writer: ArrayWriter, encoding: dict[str, Any]
+) -> None:
+    """Encode ``ds`` and write it to ``zstore`` as ``to_zarr`` does: metadata and
+    numpy-backed values are written, Dask arrays are added to ``writer``."""
+    _writers.dump_to_store(ds, zstore, writer, encoding=encoding)
+
+
+def is_chunk_alignment_error(exc: ValueError) -> bool:
+    """Whether ``exc`` is xarray's refusal of Dask chunks that straddle zarr chunks.
+
+    xarray raises a plain ValueError; its messages (ZarrStore's chunk checks,
+    ``xarray/backends/chunks.py`` and ``zarr.py``) contain one of these phrases in every
+    supported version.
+    """
+    text = str(exc)
+    return "Dask chunk" in text or "uniform chunk" in text
+
+
+def keep_close(out: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
+    """``out`` (a dataset rebuilt from ``ds``'s variables) closes what ``ds`` closes.
+
+    Dataset has no public getter for its close callback (``_close``), only the setter.
+    """
+    out.set_close(ds._close)
+    return out
+
+
+def decode_cf_datetime(
+    values: npt.NDArray[Any], units: str, calendar: str | None = None
+) -> npt.NDArray[Any]:
+    """CF-encoded times as datetime64 or cftime dates, as xarray decodes them."""
+    return np.asarray(_decode_cf_datetime(values, units, calendar))
+
+
+def encode_cf_datetime(
+    dates: npt.NDArray[Any], units: str, calendar: str, dtype: np.dtype[Any]
+) -> npt.NDArray[Any]:
+    """Dates as numbers in ``units`` since the epoch it names, as xarray encodes them."""
+    encoded, _, _ = _encode_cf_datetime(dates, units, calendar, dtype=dtype)
+    return np.asarray(encoded)
