@@ -16,7 +16,6 @@ is private and imported only here.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Hashable, Mapping
 from typing import Any, Literal
 
@@ -40,24 +39,24 @@ __all__ = [
     "writable_zarr_store",
 ]
 
-#: Checked by the nox sessions ``oldest`` and ``newest`` (noxfile.py).
-XARRAY_MINIMUM = "2025.6.0"
+#: Checked by the nox sessions ``oldest`` and ``newest`` (noxfile.py). Before 2025.9.1,
+#: xarray writes ``fill_value: 0.0`` rather than NaN for float arrays in zarr v3 (another
+#: root CID for the same dataset) and keeps its writer helpers in ``xarray.backends.api``.
+XARRAY_MINIMUM = "2025.9.1"
 XARRAY_BELOW = "2027"
 XARRAY_VERSION = require_version("xarray", xr.__version__, XARRAY_MINIMUM, XARRAY_BELOW)
 
 # Imported once the version is known to be supported (an ImportError would not say which
 # versions are).
 from xarray.backends.common import ArrayWriter  # noqa: E402  (a class: what to_zarr passes)
+from xarray.backends.writers import (  # noqa: E402  (to_zarr's helpers; here since 2025.9.1)
+    _validate_dataset_names,
+    get_writable_zarr_store,
+)
+from xarray.backends.writers import dump_to_store as _dump_to_store  # noqa: E402
 from xarray.coding.times import decode_cf_datetime as _decode_cf_datetime  # noqa: E402
 from xarray.coding.times import encode_cf_datetime as _encode_cf_datetime  # noqa: E402
 from xarray.namedarray.pycompat import is_chunked_array  # noqa: E402
-
-# to_zarr's helpers moved from xarray.backends.api to xarray.backends.writers in 2025.9,
-# where get_writable_zarr_store (to_zarr's store opening, factored out) first appears.
-_WRITERS_MOVED = XARRAY_VERSION.release >= (2025, 9)
-_writers: Any = importlib.import_module(
-    "xarray.backends.writers" if _WRITERS_MOVED else "xarray.backends.api"
-)
 
 
 def writable_zarr_store(
@@ -73,30 +72,24 @@ def writable_zarr_store(
 ) -> Any:
     """xarray's ZarrStore over ``store`` (zarr v3, not consolidated), opened as ``to_zarr``
     opens it: it checks the mode, group, append dimension and region against the store."""
-    fixed: dict[str, Any] = {
-        "mode": mode,
-        "group": group,
-        "consolidated": False,
-        "append_dim": append_dim,
-        "safe_chunks": safe_chunks,
-        "align_chunks": align_chunks,
-        "zarr_format": 3,
-    }
-    if _WRITERS_MOVED:
-        return _writers.get_writable_zarr_store(
-            store, region=region, write_empty_chunks=write_empty_chunks, **fixed
-        )
-    # Before 2025.9, to_zarr opened the store inline; this is that code for a store object,
-    # an explicit mode and consolidated=False (so nothing is consolidated on close).
-    from xarray.backends.zarr import ZarrStore
-
-    return ZarrStore.open_group(store, write_region=region, write_empty=write_empty_chunks, **fixed)
+    return get_writable_zarr_store(
+        store,
+        mode=mode,
+        group=group,
+        consolidated=False,
+        append_dim=append_dim,
+        region=region,
+        safe_chunks=safe_chunks,
+        align_chunks=align_chunks,
+        zarr_format=3,
+        write_empty_chunks=write_empty_chunks,
+    )
 
 
 def validate_dataset(zstore: Any, ds: xr.Dataset, encoding: dict[str, Any]) -> xr.Dataset:
     """``to_zarr``'s checks, in its order: variable names, then the region (``"auto"``
     regions resolved against the store: the returned dataset), then the encoding."""
-    _writers._validate_dataset_names(ds)
+    _validate_dataset_names(ds)
     # ZarrStore methods (private): the region and encoding checks to_zarr runs.
     ds = zstore._validate_and_autodetect_region(ds)
     zstore._validate_encoding(encoding)
@@ -108,7 +101,7 @@ def dump_to_store(
 ) -> None:
     """Encode ``ds`` and write it to ``zstore`` as ``to_zarr`` does: metadata and
     numpy-backed values are written, Dask arrays are added to ``writer``."""
-    _writers.dump_to_store(ds, zstore, writer, encoding=encoding)
+    _dump_to_store(ds, zstore, writer, encoding=encoding)  # type: ignore[no-untyped-call]
 
 
 def is_chunk_alignment_error(exc: ValueError) -> bool:

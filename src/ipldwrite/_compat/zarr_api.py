@@ -38,7 +38,11 @@ __all__ = [
     "task_pipeline",
 ]
 
-#: Checked by the nox sessions ``oldest`` and ``newest`` (noxfile.py).
+#: Checked by the nox sessions ``oldest`` and ``newest`` (noxfile.py). Before 3.3, zarr
+#: warns (UnstableSpecificationWarning) on every fixed-length string array; before 3.4.2,
+#: ``zarr.open_array`` ignores ``config=`` for an existing array, so xarray's own
+#: ``write_empty_chunks`` on an append or region write has no effect there while
+#: ipldwrite's write tasks honour it.
 ZARR_MINIMUM = "3.2.0"
 ZARR_BELOW = "4"
 ZARR_VERSION = require_version("zarr", zarr.__version__, ZARR_MINIMUM, ZARR_BELOW)
@@ -117,7 +121,8 @@ def task_pipeline(metadata: ArrayV3Metadata, chunk_threads: int) -> Any:
 
     zarr's default pipeline schedules a coroutine and thread hops per chunk and codec,
     ~15% of a write task's CPU; the fused pipeline encodes the same bytes with the same
-    codecs in one hop, on ``chunk_threads`` threads. None before zarr 3.3.
+    codecs in one hop, on ``chunk_threads`` threads (1 when the write has more tasks than
+    Dask has threads: every thread is already busy with a task). None before zarr 3.3.
     """
     if not _HAS_FUSED_PIPELINE:
         return None
