@@ -15,14 +15,20 @@ import sys
 import tomllib
 from pathlib import Path
 
+import dask.array
 import pytest
+import xarray as xr
+import zarr
+from zarr.storage import MemoryStore
 
 import ipldwrite
 from ipldwrite._compat import require_version
 from ipldwrite._compat.xarray_api import XARRAY_BELOW, XARRAY_MINIMUM
-from ipldwrite._compat.zarr_api import ZARR_BELOW, ZARR_MINIMUM
+from ipldwrite._compat.zarr_api import ZARR_BELOW, ZARR_MINIMUM, ZARR_VERSION, task_pipeline
+from ipldwrite.blockstore import MemoryBlockstore
 from ipldwrite.dag import render_zarr_json
-from ipldwrite.errors import UnsupportedVersionError
+from ipldwrite.errors import ChunkAlignmentError, UnsupportedVersionError
+from ipldwrite.xarray import to_ipld_zarr
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(ipldwrite.__file__).parent
@@ -155,3 +161,28 @@ def test_metadata_zarr_cannot_parse_is_served_as_plain_json() -> None:
     doc = {"node_type": "array", "zarr_format": 3, "data_type": "no-such-type", "shape": [1]}
     assert json.loads(render_zarr_json(doc)) == doc
     assert render_zarr_json(doc) == json.dumps(doc, indent=2, sort_keys=True).encode()
+
+
+@pytest.mark.parametrize(
+    ("dask_chunks", "encoding"),
+    [((3, 3, 3, 3), {"v": {"chunks": (4,)}}), ((4, 2, 4, 2), {})],
+    ids=["overlapping", "not uniform"],
+)
+def test_xarrays_refusals_of_dask_chunks_are_recognised(
+    dask_chunks: tuple[int, ...], encoding: dict[str, dict[str, tuple[int, ...]]]
+) -> None:
+    """Both messages xarray raises a plain ValueError with become ChunkAlignmentError."""
+    ds = xr.Dataset({"v": ("x", dask.array.zeros(12, chunks=(dask_chunks,)))})
+    with pytest.raises(ChunkAlignmentError, match="align_chunks=True"):
+        to_ipld_zarr(ds, MemoryBlockstore(), encoding=encoding)
+
+
+def test_write_tasks_use_zarrs_fused_pipeline_where_there_is_one() -> None:
+    array = zarr.create_array(MemoryStore(), shape=(4,), chunks=(2,), dtype="f4")
+    pipeline = task_pipeline(array.metadata, 2)
+    if ZARR_VERSION.release >= (3, 3):
+        from zarr.core.codec_pipeline import FusedCodecPipeline
+
+        assert isinstance(pipeline, FusedCodecPipeline)
+    else:
+        assert pipeline is None
