@@ -16,8 +16,7 @@ is private and imported only here.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -59,31 +58,12 @@ from xarray.coding.times import encode_cf_datetime as _encode_cf_datetime  # noq
 from xarray.namedarray.pycompat import is_chunked_array  # noqa: E402
 
 
-def writable_zarr_store(
-    store: Any,
-    *,
-    mode: Literal["w", "a", "r+"],
-    group: str | None,
-    append_dim: Hashable | None,
-    region: Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None,
-    safe_chunks: bool,
-    align_chunks: bool,
-    write_empty_chunks: bool | None,
-) -> Any:
+def writable_zarr_store(store: Any, **to_zarr_options: Any) -> Any:
     """xarray's ZarrStore over ``store`` (zarr v3, not consolidated), opened as ``to_zarr``
-    opens it: it checks the mode, group, append dimension and region against the store."""
-    return get_writable_zarr_store(
-        store,
-        mode=mode,
-        group=group,
-        consolidated=False,
-        append_dim=append_dim,
-        region=region,
-        safe_chunks=safe_chunks,
-        align_chunks=align_chunks,
-        zarr_format=3,
-        write_empty_chunks=write_empty_chunks,
-    )
+    opens it with these of its options (``mode``, ``group``, ``append_dim``, ``region``,
+    ``safe_chunks``, ``align_chunks``, ``write_empty_chunks``): it checks the mode, group,
+    append dimension and region against the store."""
+    return get_writable_zarr_store(store, consolidated=False, zarr_format=3, **to_zarr_options)
 
 
 def validate_dataset(zstore: Any, ds: xr.Dataset, encoding: dict[str, Any]) -> xr.Dataset:
