@@ -19,6 +19,8 @@ builtin fits, classes also inherit it, so generic code (``except KeyError``) kee
     ├── UnsafeBlockstoreError      (ValueError)  a blockstore that workers in other processes
     │                                            cannot reach
     ├── UnsupportedBlockstoreError (ValueError)  a blockstore URL no installed backend serves
+    ├── UnsupportedVersionError    (ImportError) an installed xarray or zarr outside the range
+    │                                            whose internals ipldwrite was checked against
     ├── RemoteError                (OSError)     an IPFS node or gateway answered with an error,
     │                                            or a CID other than ours, or not at all
     ├── ChunkAlignmentError        (ValueError)  Dask chunks that straddle zarr chunks
@@ -51,6 +53,7 @@ __all__ = [
     "UnsafeBlockstoreError",
     "UnsafeEntryNameError",
     "UnsupportedBlockstoreError",
+    "UnsupportedVersionError",
 ]
 
 
@@ -130,6 +133,16 @@ class UnsupportedBlockstoreError(IpldWriteError, ValueError):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
         self.url = url
+
+
+class UnsupportedVersionError(IpldWriteError, ImportError):
+    """An installed ``library`` (at version ``installed``) outside the supported range: the
+    private APIs ipldwrite uses (``ipldwrite._compat``) may differ there."""
+
+    def __init__(self, message: str, *, library: str, installed: str) -> None:
+        super().__init__(message)
+        self.library = library
+        self.installed = installed
 
 
 class RemoteError(IpldWriteError, OSError):

@@ -13,12 +13,17 @@ import numpy as np
 import xarray as xr
 from dask.delayed import delayed
 from multiformats import CID
-from xarray.backends import BackendEntrypoint
-from xarray.backends.common import ArrayWriter
-from xarray.backends.writers import _validate_dataset_names, dump_to_store, get_writable_zarr_store
-from xarray.backends.zarr import ZarrBackendEntrypoint
-from xarray.namedarray.pycompat import is_chunked_array
+from xarray.backends import BackendEntrypoint, ZarrBackendEntrypoint
 
+from ipldwrite._compat.xarray_api import (
+    ArrayWriter,
+    dump_to_store,
+    is_chunk_alignment_error,
+    is_chunked_array,
+    keep_close,
+    validate_dataset,
+    writable_zarr_store,
+)
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dask import (
     check_blockstore_reachable,
@@ -312,36 +317,32 @@ def _write_template(
     metadata and the numpy-backed and 0-d variables. Returns the rest, the Dask-backed
     variables, as (source, array path, region or None)."""
     mode = options.mode
-    zstore = get_writable_zarr_store(
+    zstore = writable_zarr_store(
         store,
         mode=mode,
         group=options.group,
-        consolidated=False,
         append_dim=options.append_dim,
         region=options.region,
         safe_chunks=options.safe_chunks,
         align_chunks=options.align_chunks,
-        zarr_format=3,
         write_empty_chunks=options.write_empty_chunks,
     )
-    _validate_dataset_names(ds)
     # As to_zarr does: size-0 variables are loaded (Dask's size-0 chunks would become
     # zarr chunks of size 0, which zarr refuses), on a copy (to_zarr loads in place).
     ds = ds.copy()
     for var in ds.variables.values():
         if var.size == 0:
             var.load()
-    ds = zstore._validate_and_autodetect_region(ds)
     encoding = dict(options.encoding or {})
-    zstore._validate_encoding(encoding)
+    ds = validate_dataset(zstore, ds, encoding)
     regrow = (
         _auto_chunked_appends(ds, store, options.group, options.append_dim) if mode == "a" else []
     )
     writer = ArrayWriter()  # type: ignore[no-untyped-call]
     try:
-        dump_to_store(ds, zstore, writer, encoding=encoding)  # type: ignore[no-untyped-call]
+        dump_to_store(ds, zstore, writer, encoding)
     except ValueError as exc:
-        if "Dask chunk" not in str(exc) and "uniform chunk" not in str(exc):
+        if not is_chunk_alignment_error(exc):
             raise
         raise ChunkAlignmentError(
             f"{exc}\n(ipldwrite: refused before any task ran; no root was written. Or pass "
@@ -461,8 +462,7 @@ def _in_name_order(ds: xr.Dataset) -> xr.Dataset:
     data = {k: ds[k].variable for k in sorted(ds.data_vars, key=str)}
     out = xr.Dataset(data, coords=coords, attrs=ds.attrs)
     out.encoding = ds.encoding
-    out.set_close(ds._close)
-    return out
+    return keep_close(out, ds)
 
 
 def open_ipld_zarr(

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 from multiformats import CID
 
+from ipldwrite._compat.xarray_api import decode_cf_datetime, encode_cf_datetime
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag import ArrayNode, NodeIO, Source, assemble, join_path
 from ipldwrite.errors import IncompatibleDatasetsError
@@ -269,15 +270,13 @@ def _concat_times(
     each and re-encode in the first input's units, as a direct write of the joined data
     would store them. Time coordinates are small 1-D arrays; data variables are not touched.
     """
-    from xarray.coding.times import decode_cf_datetime, encode_cf_datetime
-
     first = nodes[0]
     units, calendar = all_attrs[0]["units"], all_attrs[0].get("calendar", "standard")
     values = []
     for h, node, attrs in zip(inputs, nodes, all_attrs, strict=True):
         raw = read_values(store, h.root, node.path)  # type: ignore[arg-type]
         dates = decode_cf_datetime(raw, attrs["units"], attrs.get("calendar", "standard"))
-        encoded, _, _ = encode_cf_datetime(dates, units, calendar, dtype=raw.dtype)
+        encoded = encode_cf_datetime(dates, units, calendar, dtype=raw.dtype)
         if not np.array_equal(decode_cf_datetime(encoded, units, calendar), dates):
             raise IncompatibleDatasetsError(
                 f"{where}: times of an input cannot be stored exactly in {units!r}; re-write "
@@ -312,8 +311,6 @@ def _check_monotonic(store: Blockstore, inputs: list[Hierarchy], path: str, dim:
         values = read_values(store, h.root, path)  # type: ignore[arg-type]
         attrs = attrs_of(h.nodes[path])
         if isinstance(attrs.get("units"), str) and " since " in attrs["units"]:
-            from xarray.coding.times import decode_cf_datetime
-
             # Stored numbers are comparable only within one CF time encoding.
             values = decode_cf_datetime(values, attrs["units"], attrs.get("calendar", "standard"))
         if values.ndim != 1 or values.size == 0:

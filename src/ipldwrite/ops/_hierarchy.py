@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import zarr
-from zarr.core.buffer import cpu
+from zarr.buffer import cpu
 
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag import ArrayNode, DatasetReader, GroupNode, Node, write_tree

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import zarr
-from zarr.core.array_spec import ArrayConfig, ArraySpec, parse_array_config
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.metadata.v3 import ArrayV3Metadata
-from zarr.storage import StorePath
 
+from ipldwrite._compat.zarr_api import ArrayV3Metadata, array_from_metadata, task_pipeline
 from ipldwrite.blockstore import Blockstore
 from ipldwrite.dag import LRU, ArrayInDataset, render_zarr_json
 from ipldwrite.errors import FormatError
@@ -25,51 +19,6 @@ from ipldwrite.ipld import Link
 from ipldwrite.store._store import IPLDStore
 
 __all__ = ["partials_base", "write_region"]
-
-
-@cache
-def _task_pipeline_class(chunk_threads: int) -> Any:
-    """zarr's synchronous codec pipeline, encoding a task's chunks with ``chunk_threads``
-    threads (None before zarr 3.4, which has no such pipeline: tasks use the default).
-
-    zarr's default pipeline schedules a coroutine and thread hops per chunk and codec,
-    ~15% of a write task's CPU; the fused pipeline encodes the same bytes with the same
-    codecs in one hop. When the write has more tasks than Dask has threads, every thread
-    is already busy with a task and chunks go one at a time (``chunk_threads=1``).
-    """
-    try:
-        from zarr.core.codec_pipeline import FusedCodecPipeline
-    except ImportError:
-        return None
-
-    class TaskPipeline(FusedCodecPipeline):
-        async def write(
-            self, batch_info: Iterable[Any], value: Any, drop_axes: tuple[int, ...] = ()
-        ) -> None:
-            batch = list(batch_info)
-            if not batch or self.sync_transform is None:
-                return await super().write(batch, value, drop_axes)
-            # Off zarr's event loop, which every thread of the process shares.
-            await asyncio.to_thread(
-                self.write_sync, batch, value, drop_axes, max_workers=chunk_threads
-            )
-
-    return TaskPipeline
-
-
-def _task_pipeline(metadata: ArrayV3Metadata, chunk_threads: int) -> Any:
-    """The pipeline a write task uses for this array (None: the array's own)."""
-    pipeline_class = _task_pipeline_class(chunk_threads)
-    if pipeline_class is None:
-        return None
-    spec = ArraySpec(
-        shape=metadata.chunks,
-        dtype=metadata.data_type,
-        fill_value=metadata.fill_value,
-        config=ArrayConfig.from_dict({}),
-        prototype=default_buffer_prototype(),
-    )
-    return pipeline_class.from_codecs(metadata.codecs).evolve_from_array_spec(spec)
 
 
 @dataclass
@@ -80,7 +29,7 @@ class _Target:
 
     def pipeline(self, chunk_threads: int) -> Any:
         if chunk_threads not in self.pipelines:
-            self.pipelines[chunk_threads] = _task_pipeline(self.metadata, chunk_threads)
+            self.pipelines[chunk_threads] = task_pipeline(self.metadata, chunk_threads)
         return self.pipelines[chunk_threads]
 
 
@@ -137,13 +86,14 @@ def write_region(
     """
     target = _targets.get(blockstore, base or template, path)
     store = IPLDStore(blockstore, template, read_only=False)
-    config = parse_array_config({"write_empty_chunks": write_empty_chunks})
-    async_array = zarr.AsyncArray(target.metadata, StorePath(store, path), config)
-    pipeline = target.pipeline(chunk_threads or os.cpu_count() or 1)
-    if pipeline is not None:
-        # AsyncArray is frozen and sets its pipeline this way in its own __init__.
-        object.__setattr__(async_array, "codec_pipeline", pipeline)
-    zarr.Array(async_array)[selection] = np.asarray(data)
+    array = array_from_metadata(
+        target.metadata,
+        store,
+        path,
+        write_empty_chunks=write_empty_chunks,
+        pipeline=target.pipeline(chunk_threads or os.cpu_count() or 1),
+    )
+    array[selection] = np.asarray(data)
     chunks: dict[tuple[int, ...], Link | None] = {}
     prefix = f"{path}/" if path else ""
     keys = target.array.node.keys

@@ -13,10 +13,10 @@ import json
 from typing import Any
 
 import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.metadata.v3 import ArrayV3Metadata
-from zarr.storage import MemoryStore, StorePath
+from zarr.buffer import default_buffer_prototype
+from zarr.storage import MemoryStore
 
+from ipldwrite._compat.zarr_api import ArrayV3Metadata, array_from_metadata
 from ipldwrite.dag import join_path
 from ipldwrite.store._store import IPLDStore
 
@@ -77,4 +77,4 @@ def rechunk_to_auto(store: IPLDStore, path: str) -> None:
             store.delete_sync(key)  # the old chunk keys name other regions now
     buffers = new.to_buffer_dict(default_buffer_prototype())
     store.set_sync(join_path(path, "zarr.json"), buffers["zarr.json"])
-    zarr.Array(zarr.AsyncArray(new, StorePath(store, path)))[...] = values
+    array_from_metadata(new, store, path)[...] = values

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from multiformats import CID
+from zarr.abc.buffer import Buffer, BufferPrototype
 from zarr.abc.store import (
     ByteRequest,
     OffsetByteRequest,
@@ -17,7 +18,7 @@ from zarr.abc.store import (
     Store,
     SuffixByteRequest,
 )
-from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.buffer import default_buffer_prototype
 
 from ipldwrite.blockstore import Blockstore, default_blockstore, resolve_blockstore
 from ipldwrite.dag import (
