@@ -97,7 +97,7 @@ def test_pickles_without_the_client(s3_server: S3Server) -> None:
     store = ObjectStoreBlockstore(_bucket_url(), **s3_server.obstore_options())
     link = store.put(b"travels")
     clone = pickle.loads(pickle.dumps(store))
-    assert clone._store is None  # rebuilt in the process that unpickles it
+    assert clone._obstore is None  # rebuilt in the process that unpickles it
     assert clone.get(link) == b"travels"
 
 

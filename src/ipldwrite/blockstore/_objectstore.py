@@ -164,15 +164,15 @@ class ObjectStoreBlockstore(Blockstore):
         self.concurrency = concurrency
         self.batch = batch
         self.shared_between_processes = not url.lower().startswith("memory:")
-        self._store: Any = _client(url, options)  # fails now on a bad URL or option
+        self._obstore: Any = _client(url, options)  # fails now on a bad URL or option
         self._conditional = True  # cleared if the backend refuses mode="create"
 
     @property
     def store(self) -> Any:
         """The obstore client of this process (rebuilt after unpickling)."""
-        if self._store is None:
-            self._store = _client(self.url, self.options)
-        return self._store
+        if self._obstore is None:
+            self._obstore = _client(self.url, self.options)
+        return self._obstore
 
     @staticmethod
     def key(link: Link) -> str:
@@ -308,7 +308,7 @@ class ObjectStoreBlockstore(Blockstore):
     # -- plumbing -------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_store"] = None  # each process builds its own client (and reads its own env)
+        state["_obstore"] = None  # each process builds its own client (and reads its own env)
         return state
 
     def __eq__(self, other: object) -> bool:
