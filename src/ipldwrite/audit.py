@@ -23,6 +23,7 @@ from ipldwrite.ipld import (
     Link,
     Visit,
     check_links,
+    codec_of,
     decode,
     decode_pb,
     digest_of,
@@ -133,7 +134,7 @@ def _read(blockstore: Blockstore, visit: Visit, check: bool, fix: Fix | None) ->
 def _check_node(link: Link, data: bytes, check: bool) -> None:
     """Raise :class:`CodecError` when a node does not decode, holds an invalid link, or
     (with ``check``) is not in canonical form."""
-    codec = parse_cid_bytes(link.cid_bytes).codec
+    codec = codec_of(link)
     if codec == DAG_CBOR:
         value = decode(data, what=f"block {link_str(link)}")
         check_links(value)
@@ -145,7 +146,7 @@ def _check_node(link: Link, data: bytes, check: bool) -> None:
 
 def _children(link: Link, data: bytes) -> list[Link]:
     # Blocks of codecs without links (raw, and any other a walk may meet) end the path.
-    if parse_cid_bytes(link.cid_bytes).codec in (DAG_CBOR, DAG_PB):
+    if codec_of(link) in (DAG_CBOR, DAG_PB):
         return links_of(link, data)
     return []
 
@@ -277,7 +278,7 @@ def gc(roots: Iterable[object], blockstore: Blockstore, *, delete: bool = False)
 
     def read(visit: Visit) -> bytes | None:
         live.add(visit.link.cid_bytes)
-        if parse_cid_bytes(visit.link.cid_bytes).codec not in (DAG_CBOR, DAG_PB):
+        if codec_of(visit.link) not in (DAG_CBOR, DAG_PB):
             return None  # no links to follow: never read
         try:
             return blockstore.get(visit.link)
@@ -347,7 +348,7 @@ def stat(root: object, blockstore: Blockstore, *, progress: bool = False) -> Dag
         kids = [child.cid_bytes for child in _children(block, data)]
         children[block.cid_bytes] = kids
         stats.references += len(kids)
-        if parse_cid_bytes(block.cid_bytes).codec == DAG_CBOR:
+        if codec_of(block) == DAG_CBOR:
             stats.node_blocks += 1
             stats.node_bytes += len(data)
         else:

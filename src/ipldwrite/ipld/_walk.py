@@ -11,7 +11,7 @@ the recursion limit.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ipldwrite.ipld._cid import Link
 from ipldwrite.ipld._links import links_of
@@ -19,10 +19,10 @@ from ipldwrite.ipld._links import links_of
 __all__ = ["Visit", "walk"]
 
 
-@dataclass(frozen=True, slots=True)
-class Visit:
+class Visit(NamedTuple):
     """A block the walk reached, and the way it came: ``parent`` is the block that linked to
-    it first (None for a root), ``depth`` the number of links from that root."""
+    it first (None for a root), ``depth`` the number of links from that root. A named
+    tuple: one is made for every block of the walk, and they are the cheapest to build."""
 
     link: Link
     parent: Visit | None
