@@ -267,17 +267,22 @@ def _where(link: Link) -> str:
     return f"UnixFS directory {link_str(link)}"
 
 
+def _add_entry(name: str, seen: set[str], directory: Link) -> None:
+    """Add an entry name of ``directory`` to ``seen``, refusing unsafe names and repeats."""
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        check_entry_name(name, _where(directory))
+    if name in seen:
+        raise FormatError(f"{_where(directory)} has two entries named {name!r}")
+    seen.add(name)
+
+
 def _plain_entries(link: Link, node: PBNode) -> Iterator[tuple[str, Link]]:
     seen: set[str] = set()
     for pb in node.links:
         name = pb.name
         if name is None:
             raise FormatError(f"{_where(link)} has a link without a name ({link_str(pb.hash)})")
-        if not name or "/" in name or "\0" in name or name in (".", ".."):
-            check_entry_name(name, _where(link))
-        if name in seen:
-            raise FormatError(f"{_where(link)} has two entries named {name!r}")
-        seen.add(name)
+        _add_entry(name, seen, link)
         yield name, pb.hash
 
 
@@ -336,11 +341,7 @@ def _shard_entries(
                 children.append((pb.hash, sub_node, sub_meta))
                 continue
             entry = name[width:]
-            if not entry or "/" in entry or "\0" in entry or entry in (".", ".."):
-                check_entry_name(entry, _where(root))
-            if entry in seen:
-                raise FormatError(f"{_where(root)} has two entries named {entry!r}")
-            seen.add(entry)
+            _add_entry(entry, seen, root)
             yield entry, pb.hash
         stack.extend(reversed(children))
 
