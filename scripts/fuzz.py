@@ -42,7 +42,6 @@ import xarray as xr
 
 from ipldwrite.blockstore import MemoryBlockstore
 from ipldwrite.car import export_car
-from ipldwrite.car._format import iter_blocks, read_index, read_layout
 from ipldwrite.convert import to_unixfs
 from ipldwrite.dag import ChunkKeys, NodeIO
 from ipldwrite.dag._metadata import render_zarr_json
@@ -62,6 +61,7 @@ from ipldwrite.ipld import (
     link_str,
     to_link,
 )
+from ipldwrite.ipld._car import iter_blocks, read_index, read_layout
 from ipldwrite.ipld._varint import read_varint, varint
 from ipldwrite.unixfs import decode_unixfs, iter_directory, read_file, write_file
 from ipldwrite.xarray import to_ipld_zarr

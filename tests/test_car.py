@@ -28,15 +28,6 @@ from multiformats import CID
 from blockstore_conformance import BlockstoreTests, sample_blocks
 from ipldwrite.blockstore import Blockstore, CarBlockstore, MemoryBlockstore
 from ipldwrite.car import CarReport, export_car, import_car, verify_car
-from ipldwrite.car._format import (
-    INDEX_SORTED,
-    PRAGMA,
-    CarWriter,
-    encode_multihash_index,
-    iter_sections,
-    multihash_of,
-    read_layout,
-)
 from ipldwrite.errors import (
     BlockNotFoundError,
     BlockTooLargeError,
@@ -60,6 +51,15 @@ from ipldwrite.ipld import (
     read_varint,
     to_link,
     varint,
+)
+from ipldwrite.ipld._car import (
+    INDEX_SORTED,
+    PRAGMA,
+    CarWriter,
+    encode_multihash_index,
+    iter_sections,
+    multihash_of,
+    read_layout,
 )
 
 REPO = Path(__file__).resolve().parents[1]

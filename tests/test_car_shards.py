@@ -21,7 +21,6 @@ from blockstore_conformance import BlockstoreTests, sample_blocks
 from datasets import climate_cube
 from ipldwrite.blockstore import Blockstore, CarSetBlockstore, MemoryBlockstore
 from ipldwrite.car import car_cid, export_car, export_car_shards, verify_car
-from ipldwrite.car._format import CarWriter, iter_sections, read_layout
 from ipldwrite.errors import (
     BlockNotFoundError,
     CarError,
@@ -29,6 +28,7 @@ from ipldwrite.errors import (
     TruncatedCarError,
 )
 from ipldwrite.ipld import DAG_CBOR, Link, compute_link, encode, link_str, to_link
+from ipldwrite.ipld._car import CarWriter, iter_sections, read_layout
 from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr
 
 JS = Path(__file__).resolve().parents[1] / "js"

@@ -26,10 +26,10 @@ from ipldwrite.blockstore import (
     TaskCarBlockstore,
 )
 from ipldwrite.car import import_car
-from ipldwrite.car._format import iter_sections, read_layout
 from ipldwrite.dask import check_blockstore_reachable
 from ipldwrite.errors import ReadOnlyError, UnsafeBlockstoreError
 from ipldwrite.ipld import DAG_CBOR, RAW, link_str, to_link
+from ipldwrite.ipld._car import iter_sections, read_layout
 from ipldwrite.xarray import open_ipld_zarr, to_ipld_zarr, write_sequential
 
 JS = Path(__file__).resolve().parents[1] / "js"

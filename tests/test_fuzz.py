@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ipldwrite.car._format import iter_blocks, read_index, read_layout
 from ipldwrite.dag import ChunkKeys
 from ipldwrite.dag._metadata import render_zarr_json, to_ipld_value
 from ipldwrite.errors import CarError, CodecError, FormatError, IpldWriteError
 from ipldwrite.ipld import decode, decode_pb
+from ipldwrite.ipld._car import iter_blocks, read_index, read_layout
 from ipldwrite.unixfs import decode_unixfs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))

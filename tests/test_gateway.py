@@ -24,11 +24,11 @@ from ipldwrite.blockstore import (
     MemoryBlockstore,
     resolve_blockstore,
 )
-from ipldwrite.car._format import iter_blocks, read_layout
 from ipldwrite.convert import to_unixfs
 from ipldwrite.errors import BlockNotFoundError, CorruptBlockError, ReadOnlyError
 from ipldwrite.gateway import GatewayServer
 from ipldwrite.ipld import DAG_CBOR, Link, compute_link, link_str, parse_cid_bytes, to_link
+from ipldwrite.ipld._car import iter_blocks, read_layout
 
 EMPTY_RAW = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 

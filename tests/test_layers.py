@@ -1,4 +1,7 @@
-"""No backend special cases above the blockstore layer.
+"""The layers: imports point down, and no backend special cases above the blockstore layer.
+
+pyproject.toml's import-linter ``layers`` contract is the one statement of the import order;
+docs/architecture.md draws it, and the tests below hold the code and the drawing to it.
 
 Code outside ``blockstore/`` talks to the contract (``Blockstore``, its per-task and
 per-write hooks, ``resolve_blockstore``): it never branches on a backend's type. The layers
@@ -10,14 +13,22 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 from pathlib import Path
+
+import pytest
+from importlinter import api as importlinter
+from importlinter.cli import lint_imports
 
 import ipldwrite
 import ipldwrite.blockstore as blockstore_package
 from ipldwrite.blockstore import Blockstore
 
 PACKAGE = Path(ipldwrite.__file__).parent
+REPO = PACKAGE.parent.parent
+PYPROJECT = REPO / "pyproject.toml"
+ARCHITECTURE = REPO / "docs" / "architecture.md"
 #: The package's front door re-exports the common backends for users; it runs no logic.
 EXEMPT = {PACKAGE / "__init__.py"}
 
@@ -113,3 +124,49 @@ def test_backends_never_shadow_the_contracts_methods() -> None:
             if found := _instance_attributes(klass) & methods:
                 clashes[klass.__name__] = sorted(found)
     assert clashes == {}
+
+
+def _contract_layers() -> list[list[str]]:
+    """The contract's layers, top first, each the sorted module names sharing it."""
+    (contract,) = importlinter.read_configuration(str(PYPROJECT))["contracts_options"]
+    assert contract["type"] == "layers"
+    return [
+        sorted(name.strip().removeprefix("ipldwrite.") for name in re.split(r"[|:]", layer))
+        for layer in contract["layers"]
+    ]
+
+
+def _drawn_layers() -> list[list[str]]:
+    """The boxes of docs/architecture.md's layer drawing, top first: in each box, the module
+    named at the start of a row (rows that start blank continue the row above)."""
+    text = ARCHITECTURE.read_text()
+    drawing = text[text.index("## The layers") :].split("```")[1]
+    boxes: list[list[str]] = [[]]
+    for row in drawing.strip().splitlines():
+        line = row.strip()
+        if line.startswith("├"):
+            boxes.append([])
+        elif line.startswith("│ ") and line[2] != " ":
+            boxes[-1].append(line[2:].split(maxsplit=1)[0])
+    return [sorted(box) for box in boxes]
+
+
+def test_imports_point_down_the_layers(capsys: pytest.CaptureFixture[str]) -> None:
+    """Any upward import (or one between siblings), at module level or inside a function,
+    breaks the contract; the linter's report names the importing line."""
+    status = lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
+    assert status == 0, capsys.readouterr().out
+
+
+def test_the_contract_covers_every_module_of_the_package() -> None:
+    """A new top-level module must be placed in a layer, or the contract would not see it."""
+    modules = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
+    assert sorted(modules) == sorted(m for layer in _contract_layers() for m in layer)
+
+
+def test_the_architecture_drawing_matches_the_contract() -> None:
+    assert _drawn_layers() == _contract_layers()

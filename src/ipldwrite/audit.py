@@ -21,15 +21,19 @@ from ipldwrite.ipld import (
     DAG_CBOR,
     DAG_PB,
     Link,
+    Visit,
     check_links,
+    codec_of,
     decode,
     decode_pb,
     digest_of,
     encode,
+    link_names,
     link_str,
     links_of,
     parse_cid_bytes,
     to_link,
+    walk,
 )
 
 log = logging.getLogger("ipldwrite.audit")
@@ -59,70 +63,92 @@ class Problem:
         return f"{self.kind} block {self.cid} at {self.path}{extra}"
 
 
-@dataclass
-class VerifyReport:
-    root: str
-    blocks: int = 0
-    bytes: int = 0
-    problems: list[Problem] = field(default_factory=list)
+class _Report:
+    """What the verify and repair reports share: ``ok``, and the JSON form (the fields in
+    order, ``ok`` after the root, problems as dicts)."""
+
+    problems: list[Problem]
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "root": self.root,
-            "ok": self.ok,
-            "blocks": self.blocks,
-            "bytes": self.bytes,
-            "problems": [vars(p) for p in self.problems],
-        }
+        out: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            out[name] = [vars(p) for p in value] if isinstance(value, list) else value
+            if name == "root":
+                out["ok"] = self.ok
+        return out
 
 
-def _children(link: Link, data: bytes, value: Any) -> Iterator[tuple[str, Link]]:
-    """(path step, link) for every link inside a block."""
-    codec = parse_cid_bytes(link.cid_bytes).codec
-    if codec == DAG_PB:
-        for n, pb in enumerate(decode_pb(data).links):
-            yield (f"{pb.name}" if pb.name else f"[{n}]"), pb.hash
-    elif codec == DAG_CBOR:
-        stack: list[tuple[str, Any]] = [("", value)]
-        while stack:
-            prefix, item = stack.pop()
-            if isinstance(item, Link):
-                yield prefix.lstrip("/"), item
-            elif isinstance(item, dict):
-                stack.extend((f"{prefix}/{k}", v) for k, v in reversed(item.items()))
-            elif isinstance(item, list):
-                stack.extend((f"{prefix}/[{i}]", v) for i, v in reversed(list(enumerate(item))))
+@dataclass
+class VerifyReport(_Report):
+    root: str
+    blocks: int = 0
+    bytes: int = 0
+    problems: list[Problem] = field(default_factory=list)
 
 
 #: Supplies a good copy of a missing or corrupt block (repair), or None.
 Fix = Callable[[Link], bytes | None]
 
 
-def _read(
-    blockstore: Blockstore, link: Link, shown: str, check: bool, fix: Fix | None
-) -> bytes | Problem:
+def _path(blockstore: Blockstore, visit: Visit) -> str:
+    """How ``visit`` was reached, named as the blocks on the way name their links
+    (``/members/t2m/manifest/root/[3]``). Only problems need it, so the parents are read
+    again here rather than names built for every link of a big DAG."""
+    steps: list[str] = []
+    while visit.parent is not None:
+        parent = visit.parent
+        names = link_names(parent.link, blockstore.get(parent.link))
+        steps.append(next(name for name, child in names if child == visit.link))
+        visit = parent
+    return "/" + "/".join(reversed(steps))
+
+
+def _read(blockstore: Blockstore, visit: Visit, check: bool, fix: Fix | None) -> bytes | Problem:
     """The block's sound bytes, or the problem with it (after trying ``fix``)."""
+    link = visit.link
     try:
         parts = parse_cid_bytes(link.cid_bytes)
     except InvalidCIDError as exc:
-        return Problem("invalid", link.cid_bytes.hex(), shown, str(exc))
+        return Problem("invalid", link.cid_bytes.hex(), _path(blockstore, visit), str(exc))
     try:
         data = blockstore.get(link)
     except BlockNotFoundError:
-        problem = Problem("missing", link_str(link), shown)
+        kind, detail = "missing", ""
     except CorruptBlockError:  # a blockstore that verifies on read found it first
-        problem = Problem("corrupt", link_str(link), shown, "hash mismatch")
+        kind, detail = "corrupt", "hash mismatch"
     else:
         # get() has already hashed it when the blockstore verifies.
         if not check or blockstore.verify or digest_of(parts.hash_code, data) == parts.digest:
             return data
-        problem = Problem("corrupt", link_str(link), shown, "hash mismatch")
+        kind, detail = "corrupt", "hash mismatch"
     good = fix(link) if fix is not None else None
-    return problem if good is None else good
+    if good is not None:
+        return good
+    return Problem(kind, link_str(link), _path(blockstore, visit), detail)
+
+
+def _check_node(link: Link, data: bytes, check: bool) -> None:
+    """Raise :class:`CodecError` when a node does not decode, holds an invalid link, or
+    (with ``check``) is not in canonical form."""
+    codec = codec_of(link)
+    if codec == DAG_CBOR:
+        value = decode(data, what=f"block {link_str(link)}")
+        check_links(value)
+        if check and encode(value) != data:
+            raise CodecError("decodes, but does not re-encode to the same bytes")
+    elif codec == DAG_PB:
+        decode_pb(data)
+
+
+def _children(link: Link, data: bytes) -> list[Link]:
+    # Blocks of codecs without links (raw, and any other a walk may meet) end the path.
+    if codec_of(link) in (DAG_CBOR, DAG_PB):
+        return links_of(link, data)
+    return []
 
 
 def _walk(
@@ -133,37 +159,25 @@ def _walk(
     progress: bool,
     report: VerifyReport,
     fix: Fix | None = None,
-) -> Iterator[tuple[Link, bytes, str, int]]:
-    """Yield (link, data, path, depth) for each reachable block, once."""
-    seen: set[bytes] = set()
-    stack: list[tuple[Link, str, int]] = [(root, "", 0)]
+) -> Iterator[tuple[Visit, bytes]]:
+    """Yield (visit, data) for each reachable sound block, once; problems go to ``report``."""
     bar = tqdm(desc="walking", unit=" blocks", disable=not progress)
-    while stack:
-        link, path, depth = stack.pop()
-        if link.cid_bytes in seen:
-            continue
-        seen.add(link.cid_bytes)
-        shown = path or "/"
-        data = _read(blockstore, link, shown, check, fix)
+
+    def read(visit: Visit) -> bytes | None:
+        data = _read(blockstore, visit, check, fix)
         if isinstance(data, Problem):
             report.problems.append(data)
-            continue
-        bar.update()
-        codec = parse_cid_bytes(link.cid_bytes).codec
-        value: Any = None
+            return None
         try:
-            if codec == DAG_CBOR:
-                value = decode(data, what=f"block {link_str(link)}")
-                check_links(value)
-                if check and encode(value) != data:
-                    raise CodecError("decodes, but does not re-encode to the same bytes")
-            children = list(_children(link, data, value))
+            _check_node(visit.link, data, check)
         except CodecError as exc:
-            report.problems.append(Problem("noncanonical", link_str(link), shown, str(exc)))
-            continue
-        yield link, data, shown, depth
-        for step, child in reversed(children):
-            stack.append((child, f"{path}/{step}", depth + 1))
+            shown = _path(blockstore, visit)
+            report.problems.append(Problem("noncanonical", link_str(visit.link), shown, str(exc)))
+            return None
+        bar.update()
+        return data
+
+    yield from walk([root], read, _children)
     bar.close()
 
 
@@ -174,7 +188,7 @@ def verify(root: object, blockstore: Blockstore, *, progress: bool = False) -> V
     """
     link = to_link(root)
     report = VerifyReport(link_str(link))
-    for _, data, _, _ in _walk(blockstore, link, check=True, progress=progress, report=report):
+    for _, data in _walk(blockstore, link, check=True, progress=progress, report=report):
         report.blocks += 1
         report.bytes += len(data)
     log.info(
@@ -184,26 +198,13 @@ def verify(root: object, blockstore: Blockstore, *, progress: bool = False) -> V
 
 
 @dataclass
-class RepairReport:
+class RepairReport(_Report):
     """What :func:`repair` did: the blocks it replaced, and the problems left."""
 
     root: str
     blocks: int = 0
     repaired: list[Problem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "root": self.root,
-            "ok": self.ok,
-            "blocks": self.blocks,
-            "repaired": [vars(p) for p in self.repaired],
-            "problems": [vars(p) for p in self.problems],
-        }
 
 
 def repair(
@@ -229,12 +230,11 @@ def repair(
         replaced.add(bad.cid_bytes)
         return data
 
-    for block, _, shown, _ in _walk(
-        blockstore, link, check=True, progress=progress, report=walked, fix=fix
-    ):
+    for visit, _ in _walk(blockstore, link, check=True, progress=progress, report=walked, fix=fix):
         result.blocks += 1
-        if block.cid_bytes in replaced:
-            result.repaired.append(Problem("repaired", link_str(block), shown))
+        if visit.link.cid_bytes in replaced:
+            shown = _path(blockstore, visit)
+            result.repaired.append(Problem("repaired", link_str(visit.link), shown))
     result.problems = walked.problems
     return result
 
@@ -275,18 +275,19 @@ def gc(roots: Iterable[object], blockstore: Blockstore, *, delete: bool = False)
     if not blockstore.supports_listing:
         raise io.UnsupportedOperation(f"{blockstore!r} cannot list its blocks; gc needs to")
     live: set[bytes] = set()
-    stack = list(links)
-    while stack:
-        link = stack.pop()
-        if link.cid_bytes in live:
-            continue
-        live.add(link.cid_bytes)
-        if parse_cid_bytes(link.cid_bytes).codec not in (DAG_CBOR, DAG_PB):
-            continue
+
+    def read(visit: Visit) -> bytes | None:
+        live.add(visit.link.cid_bytes)
+        if codec_of(visit.link) not in (DAG_CBOR, DAG_PB):
+            return None  # no links to follow: never read
         try:
-            stack.extend(links_of(link, blockstore.get(link)))
+            return blockstore.get(visit.link)
         except (BlockNotFoundError, CorruptBlockError):
-            report.missing.append(link_str(link))
+            report.missing.append(link_str(visit.link))
+            return None
+
+    for _ in walk(links, read):
+        pass
     report.reachable = len(live)
     report.orphans = [x for x in blockstore.iter_links() if x.cid_bytes not in live]
     report.orphan_bytes = sum(blockstore.size(x) for x in report.orphans)
@@ -338,19 +339,16 @@ def stat(root: object, blockstore: Blockstore, *, progress: bool = False) -> Dag
     report = VerifyReport(stats.root)
     sizes: dict[bytes, int] = {}
     children: dict[bytes, list[bytes]] = {}
-    for block, data, _, depth in _walk(
-        blockstore, link, check=False, progress=progress, report=report
-    ):
+    for visit, data in _walk(blockstore, link, check=False, progress=progress, report=report):
+        block = visit.link
         sizes[block.cid_bytes] = len(data)
         stats.blocks += 1
         stats.bytes += len(data)
-        stats.depth = max(stats.depth, depth)
-        codec = parse_cid_bytes(block.cid_bytes).codec
-        value = decode(data) if codec == DAG_CBOR else None
-        kids = [child.cid_bytes for _, child in _children(block, data, value)]
+        stats.depth = max(stats.depth, visit.depth)
+        kids = [child.cid_bytes for child in _children(block, data)]
         children[block.cid_bytes] = kids
         stats.references += len(kids)
-        if codec == DAG_CBOR:
+        if codec_of(block) == DAG_CBOR:
             stats.node_blocks += 1
             stats.node_bytes += len(data)
         else:

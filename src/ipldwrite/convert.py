@@ -37,8 +37,8 @@ from ipldwrite.ipld import (
     Link,
     PBNode,
     codec_name,
+    codec_of,
     link_str,
-    parse_cid_bytes,
     to_cid,
     to_link,
 )
@@ -160,6 +160,22 @@ def from_unixfs(cid: CID | str | Link, blockstore: Blockstore) -> CID:
             f"{where} is a UnixFS {what}, not a directory; from_unixfs converts the directory "
             "of a zarr store"
         )
+    staged = _stage_tree(root, root_node, get, where)
+    if not any(key.rpartition("/")[2] == "zarr.json" for key in staged):
+        raise FormatError(
+            f"{where} is not a zarr store: it holds no zarr.json (found {len(staged)} other files)"
+        )
+    try:
+        return to_cid(commit_changes(blockstore, None, staged))
+    except FormatError as exc:
+        raise FormatError(f"{where} is not a zarr v3 store: {exc}") from exc
+
+
+def _stage_tree(
+    root: Link, root_node: Decoded, get: Callable[[Link], bytes], where: str
+) -> dict[str, bytes | Link | None]:
+    """The zarr key space of the UnixFS directory ``root``: each zarr.json's bytes, each
+    other file's link (never read)."""
     staged: dict[str, bytes | Link | None] = {}
     stack: list[tuple[str, Link, Decoded]] = [("", root, root_node)]
     while stack:
@@ -189,21 +205,12 @@ def from_unixfs(cid: CID | str | Link, blockstore: Blockstore) -> CID:
                 )
             else:
                 staged[key] = child  # the chunk file's own CID: nothing read or copied
-    if not any(key.rpartition("/")[2] == "zarr.json" for key in staged):
-        raise FormatError(
-            f"{where} is not a zarr store: it holds no zarr.json (found {len(staged)} other files)"
-        )
-    try:
-        return to_cid(commit_changes(blockstore, None, staged))
-    except FormatError as exc:
-        raise FormatError(f"{where} is not a zarr v3 store: {exc}") from exc
+    return staged
 
 
 def _node(link: Link, get: Callable[[Link], bytes]) -> Decoded | None:
     """The decoded dag-pb node at ``link``; None for a raw block (file content, not read)."""
-    raw = link.cid_bytes
-    # CIDv1 with a one-byte codec (the usual case) needs no full parse.
-    codec = raw[1] if len(raw) > 2 and raw[0] == 1 and raw[1] < 0x80 else parse_cid_bytes(raw).codec
+    codec = codec_of(link)
     if codec == RAW:
         return None
     if codec != DAG_PB:

@@ -33,7 +33,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 
 from ipldwrite.blockstore import Blockstore
-from ipldwrite.car._format import encode_v1_header
 from ipldwrite.errors import BlockNotFoundError, IpldWriteError
 from ipldwrite.ipld import (
     DAG_CBOR,
@@ -48,6 +47,7 @@ from ipldwrite.ipld import (
     to_link,
     varint,
 )
+from ipldwrite.ipld._car import encode_v1_header
 from ipldwrite.unixfs import DataType, decode_node, file_size, iter_directory, read_file
 
 __all__ = ["GatewayServer", "serve"]

@@ -8,7 +8,9 @@ from typing import IO, Any
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.blockstore._location import car_location, url_scheme
-from ipldwrite.car._format import (
+from ipldwrite.errors import CarError, ReadOnlyError, UnsupportedBlockstoreError
+from ipldwrite.ipld import Link, link_str
+from ipldwrite.ipld._car import (
     CarIndex,
     CarLayout,
     iter_sections,
@@ -17,8 +19,6 @@ from ipldwrite.car._format import (
     read_layout,
     read_section_at,
 )
-from ipldwrite.errors import CarError, ReadOnlyError, UnsupportedBlockstoreError
-from ipldwrite.ipld import Link, link_str
 
 
 class CarBlockstore(Blockstore):

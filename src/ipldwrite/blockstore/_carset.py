@@ -11,7 +11,9 @@ import numpy.typing as npt
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.blockstore._location import car_location
-from ipldwrite.car._format import (
+from ipldwrite.errors import CarError, ReadOnlyError
+from ipldwrite.ipld import Link, link_str
+from ipldwrite.ipld._car import (
     CarLayout,
     iter_sections,
     multihash_of,
@@ -19,8 +21,6 @@ from ipldwrite.car._format import (
     read_layout,
     read_section_with,
 )
-from ipldwrite.errors import CarError, ReadOnlyError
-from ipldwrite.ipld import Link, link_str
 
 __all__ = ["CarSetBlockstore", "car_files"]
 

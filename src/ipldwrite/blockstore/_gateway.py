@@ -24,7 +24,6 @@ from typing import Any, Final
 from ipldwrite.blockstore._base import BlockData
 from ipldwrite.blockstore._http import Unreachable
 from ipldwrite.blockstore._network import NetworkBlockstore
-from ipldwrite.car._format import iter_blocks, read_layout
 from ipldwrite.errors import (
     BlockNotFoundError,
     CarError,
@@ -33,6 +32,7 @@ from ipldwrite.errors import (
     RemoteError,
 )
 from ipldwrite.ipld import DAG_CBOR, Link, link_str, parse_cid_bytes
+from ipldwrite.ipld._car import iter_blocks, read_layout
 
 __all__ = ["CAR_TYPE", "RAW_TYPE", "WALK_PARAMETER", "GatewayBlockstore"]
 

@@ -21,7 +21,6 @@ import httpx
 from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.blockstore._http import Unreachable
 from ipldwrite.blockstore._network import NetworkBlockstore
-from ipldwrite.car._format import write_car_blocks
 from ipldwrite.errors import BlockNotFoundError, RemoteError
 from ipldwrite.ipld import (
     Link,
@@ -32,6 +31,7 @@ from ipldwrite.ipld import (
     to_link,
     verify_block,
 )
+from ipldwrite.ipld._car import write_car_blocks
 
 __all__ = ["KuboBlockstore"]
 

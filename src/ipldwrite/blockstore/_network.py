@@ -13,7 +13,7 @@ from ipldwrite.blockstore._base import Blockstore
 from ipldwrite.blockstore._cache import DEFAULT_CACHE_BYTES, BlockCache
 from ipldwrite.blockstore._http import HttpSession
 from ipldwrite.errors import CorruptBlockError
-from ipldwrite.ipld import Link, digest_of, link_str, parse_cid_bytes
+from ipldwrite.ipld import Link, block_matches, link_str
 
 __all__ = ["NetworkBlockstore"]
 
@@ -82,8 +82,7 @@ class NetworkBlockstore(Blockstore):
             self._http = None
 
     def _check(self, link: Link, data: bytes, source: str) -> bytes:
-        parts = parse_cid_bytes(link.cid_bytes)
-        if digest_of(parts.hash_code, data) != parts.digest:
+        if not block_matches(link, data):
             raise CorruptBlockError(
                 f"{source} answered {len(data)} bytes for block {link_str(link)} that do not "
                 "hash to its CID: the server (or something between us) is damaged or "

@@ -32,9 +32,9 @@ from typing import Any
 
 from ipldwrite.blockstore._base import BlockData, Blockstore
 from ipldwrite.blockstore._carset import CarSetBlockstore, _filesystem, car_files
-from ipldwrite.car._format import write_car_blocks
 from ipldwrite.errors import BlockNotFoundError, ReadOnlyError
-from ipldwrite.ipld import DAG_CBOR, Link, link_str, links_of
+from ipldwrite.ipld import DAG_CBOR, Link, Visit, link_str, walk
+from ipldwrite.ipld._car import write_car_blocks
 
 __all__ = ["TaskBuffer", "TaskCarBlockstore"]
 
@@ -83,31 +83,28 @@ class TaskBuffer(Blockstore):
 
     def car_blocks(self, root: Link) -> Iterator[tuple[Link, bytes]]:
         """The blocks ``root``'s CAR holds (see the module docstring), depth first."""
-        seen: set[bytes] = set()
-        stack = [root]
-        while stack:
-            link = stack.pop()
-            raw = link.cid_bytes
-            if raw in seen:
-                continue
-            seen.add(raw)
+
+        def read(visit: Visit) -> bytes | None:
+            link = visit.link
             if self.in_context(link):
-                continue  # the template's or the base's: its whole subtree is there too
-            data = self.blocks.get(raw)
-            if data is None:
-                if raw[1:2] != bytes((DAG_CBOR,)):
-                    continue  # a chunk in an input's CAR: stored once, where it was encoded
-                found = self.reader._get(link)
-                if found is None:
-                    raise BlockNotFoundError(
-                        f"block {link_str(link)} of {link_str(root)} is neither written by "
-                        f"this task nor in the CARs it reads ({self.reader!r}); a CAR of the "
-                        "write is missing from the directory",
-                        cid=link,
-                    )
-                data = found
-            yield link, data
-            stack.extend(reversed(links_of(link, data)))
+                return None  # the template's or the base's: its whole subtree is there too
+            data = self.blocks.get(link.cid_bytes)
+            if data is not None:
+                return data
+            if link.cid_bytes[1:2] != bytes((DAG_CBOR,)):
+                return None  # a chunk in an input's CAR: stored once, where it was encoded
+            found = self.reader._get(link)
+            if found is None:
+                raise BlockNotFoundError(
+                    f"block {link_str(link)} of {link_str(root)} is neither written by "
+                    f"this task nor in the CARs it reads ({self.reader!r}); a CAR of the "
+                    "write is missing from the directory",
+                    cid=link,
+                )
+            return found
+
+        for visit, data in walk([root], read):
+            yield visit.link, data
 
 
 class TaskCarBlockstore(Blockstore):

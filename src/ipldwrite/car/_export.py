@@ -11,7 +11,7 @@ import itertools
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -20,14 +20,6 @@ from multiformats import CID
 
 from ipldwrite.blockstore._base import BlockGetter, Blockstore
 from ipldwrite.blockstore._location import car_location
-from ipldwrite.car._format import (
-    CarLayout,
-    CarWriter,
-    iter_blocks,
-    multihash_of,
-    read_index,
-    read_layout,
-)
 from ipldwrite.errors import (
     BlockNotFoundError,
     BlockTooLargeError,
@@ -40,11 +32,21 @@ from ipldwrite.errors import (
 from ipldwrite.ipld import (
     IDENTITY,
     Link,
+    Visit,
     digest_of,
     link_str,
     links_of,
     to_cid,
     to_link,
+    walk,
+)
+from ipldwrite.ipld._car import (
+    CarLayout,
+    CarWriter,
+    iter_blocks,
+    multihash_of,
+    read_index,
+    read_layout,
 )
 
 log = logging.getLogger("ipldwrite.car")
@@ -125,55 +127,42 @@ def _path_str(path: list[Link]) -> str:
     return " → ".join(names)
 
 
-def _block(blockstore: BlockGetter, link: Link, trail: list[Link], root: Link) -> bytes:
-    """The verified bytes of ``link``; errors name the path from the root that led here."""
-    code, digest = multihash_of(link)
-    if code == IDENTITY:  # the CID carries the data; a BlockGetter need not know that
-        return digest
-    try:
-        data = blockstore.get(link)
-    except BlockNotFoundError as exc:
-        raise BlockNotFoundError(
-            f"cannot export {link_str(root)}: block {link_str(link)} is not in {blockstore!r} "
-            f"(path from the root: {_path_str([*trail, link])}). Nothing was written. Import "
-            "the CAR or open the blockstore that holds the missing block, then export again.",
-            cid=link,
-        ) from exc
-    # Hash on the way out: a corrupt block copied into a CAR would spread to every reader.
-    if digest_of(code, data) != digest:
-        raise CorruptBlockError(
-            f"cannot export {link_str(root)}: block {link_str(link)} in {blockstore!r} is "
-            f"corrupt (path from the root: {_path_str([*trail, link])}). Nothing was written. "
-            "Restore the block from a good copy and export again.",
-            cid=link,
-        )
-    return data
+def _reader(blockstore: BlockGetter, root: Link) -> Callable[[Visit], bytes]:
+    """How export reads a block: verified, errors naming the path from the root to it."""
+
+    def read(visit: Visit) -> bytes:
+        link = visit.link
+        code, digest = multihash_of(link)
+        if code == IDENTITY:  # the CID carries the data; a BlockGetter need not know that
+            return digest
+        try:
+            data = blockstore.get(link)
+        except BlockNotFoundError as exc:
+            raise BlockNotFoundError(
+                f"cannot export {link_str(root)}: block {link_str(link)} is not in "
+                f"{blockstore!r} (path from the root: {_path_str(visit.trail())}). Nothing was "
+                "written. Import the CAR or open the blockstore that holds the missing block, "
+                "then export again.",
+                cid=link,
+            ) from exc
+        # Hash on the way out: a corrupt block copied into a CAR would spread to every reader.
+        if digest_of(code, data) != digest:
+            raise CorruptBlockError(
+                f"cannot export {link_str(root)}: block {link_str(link)} in {blockstore!r} is "
+                f"corrupt (path from the root: {_path_str(visit.trail())}). Nothing was "
+                "written. Restore the block from a good copy and export again.",
+                cid=link,
+            )
+        return data
+
+    return read
 
 
-def _walk(blockstore: BlockGetter, root: Link) -> Iterator[tuple[Link, bytes]]:
-    """Every block reachable from ``root`` once, depth first, parents before children.
-
-    Iterative, so deep DAGs cannot hit the recursion limit; the stack holds the path from
-    the root, which is also what an error message needs.
-    """
-    seen = {root.cid_bytes}
-    data = _block(blockstore, root, [], root)
-    yield root, data
-    trail = [root]
-    stack = [iter(links_of(root, data))]
-    while stack:
-        child = next(stack[-1], None)
-        if child is None:
-            stack.pop()
-            trail.pop()
-            continue
-        if child.cid_bytes in seen:
-            continue
-        seen.add(child.cid_bytes)
-        data = _block(blockstore, child, trail, root)
-        yield child, data
-        trail.append(child)
-        stack.append(iter(links_of(child, data)))
+def dag_blocks(blockstore: BlockGetter, root: Link) -> Iterator[tuple[Link, bytes]]:
+    """Every block reachable from ``root`` once, in the order a CAR holds them (depth first,
+    parents before children), each hash-checked."""
+    for visit, data in walk([root], _reader(blockstore, root)):
+        yield visit.link, data
 
 
 def _temporary(path: Path) -> tuple[Path, IO[bytes]]:
@@ -223,7 +212,7 @@ def export_car(
         with f:
             writer = CarWriter(f, [root_link], version=version)
             data_bytes = 0
-            for link, data in _walk(blockstore, root_link):
+            for link, data in dag_blocks(blockstore, root_link):
                 if multihash_of(link)[0] == IDENTITY:
                     continue
                 writer.add(link, data)
@@ -323,74 +312,97 @@ def verify_car(path: str | os.PathLike[str]) -> CarReport:
     is reported. Memory holds the place of every block (no data).
     """
     source = Path(path)
-    name = str(source)
     with open(source, "rb") as f:
-        layout = read_layout(f, name)
-        # CID → (data offset, data length); the first occurrence of a CID wins.
-        places: dict[bytes, tuple[int, int]] = {}
-        # (digest, payload offset) → CID of every section: what a CARv2 index must list.
-        sections: dict[tuple[bytes, int], bytes] = {}
-        corrupt: list[Link] = []
-        unverifiable: list[Link] = []
-        duplicates = 0
-        for section, data in iter_blocks(f, layout):
-            link = section.link
-            code, digest = multihash_of(link)
-            if layout.index_offset and code != IDENTITY:
-                sections[digest, section.offset - layout.payload_offset] = link.cid_bytes
-            if link.cid_bytes in places:
-                duplicates += 1
-                continue
-            places[link.cid_bytes] = (section.data_offset, section.data_length)
-            try:
-                if digest_of(code, data) != digest:
-                    corrupt.append(link)
-            except InvalidCIDError:  # a hash function we cannot compute
-                unverifiable.append(link)
-        bad = {x.cid_bytes for x in corrupt}
-        missing: dict[bytes, Link] = {}
-        undecodable: list[tuple[Link, str]] = []
-        visited: set[bytes] = set()
-        stack = list(reversed(layout.roots))
-        while stack:
-            link = stack.pop()
-            raw = link.cid_bytes
-            if raw in visited:
-                continue
-            visited.add(raw)
-            code, digest = multihash_of(link)
-            if code == IDENTITY:
-                data = digest
-            elif raw not in places:
-                missing[raw] = link
-                continue
-            elif raw in bad:
-                continue  # its links cannot be trusted
-            else:
-                data_offset, data_length = places[raw]
-                data = os.pread(f.fileno(), data_length, data_offset)
-            try:
-                children = links_of(link, data)
-            except CodecError as exc:
-                undecodable.append((link, str(exc)))
-                continue
-            stack.extend(reversed(children))
-        index_errors = _check_index(f, layout, sections) if layout.index_offset else []
-    reachable = visited - missing.keys()
+        layout = read_layout(f, str(source))
+        scan = _scan(f, layout)
+        reach = _reach(f, layout, scan)
+        index_errors = _check_index(f, layout, scan.sections) if layout.index_offset else []
     return CarReport(
         path=source,
         version=layout.version,
         roots=layout.roots,
-        blocks=len(places) + duplicates,
-        reachable=len(reachable),
-        missing=tuple(missing.values()),
-        unreachable=tuple(Link(raw) for raw in places if raw not in reachable),
-        corrupt=tuple(corrupt),
-        unverifiable=tuple(unverifiable),
-        undecodable=tuple(undecodable),
-        duplicates=duplicates,
+        blocks=len(scan.places) + scan.duplicates,
+        reachable=len(reach.reached),
+        missing=tuple(reach.missing.values()),
+        unreachable=tuple(Link(raw) for raw in scan.places if raw not in reach.reached),
+        corrupt=tuple(scan.corrupt),
+        unverifiable=tuple(scan.unverifiable),
+        undecodable=tuple(reach.undecodable),
+        duplicates=scan.duplicates,
         index_errors=tuple(index_errors),
     )
+
+
+@dataclass
+class _Scan:
+    """One pass over a CAR's sections: where each block is and which ones hash wrong."""
+
+    # CID → (data offset, data length); the first occurrence of a CID wins.
+    places: dict[bytes, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # (digest, payload offset) → CID of every section: what a CARv2 index must list.
+    sections: dict[tuple[bytes, int], bytes] = dataclasses.field(default_factory=dict)
+    corrupt: list[Link] = dataclasses.field(default_factory=list)
+    unverifiable: list[Link] = dataclasses.field(default_factory=list)
+    duplicates: int = 0
+
+
+def _scan(f: IO[bytes], layout: CarLayout) -> _Scan:
+    scan = _Scan()
+    for section, data in iter_blocks(f, layout):
+        link = section.link
+        code, digest = multihash_of(link)
+        if layout.index_offset and code != IDENTITY:
+            scan.sections[digest, section.offset - layout.payload_offset] = link.cid_bytes
+        if link.cid_bytes in scan.places:
+            scan.duplicates += 1
+            continue
+        scan.places[link.cid_bytes] = (section.data_offset, section.data_length)
+        try:
+            if digest_of(code, data) != digest:
+                scan.corrupt.append(link)
+        except InvalidCIDError:  # a hash function we cannot compute
+            scan.unverifiable.append(link)
+    return scan
+
+
+@dataclass
+class _Reach:
+    """The walk from a CAR's roots: what it reached, and what it could not follow."""
+
+    reached: set[bytes] = dataclasses.field(default_factory=set)  # present (or identity)
+    missing: dict[bytes, Link] = dataclasses.field(default_factory=dict)
+    undecodable: list[tuple[Link, str]] = dataclasses.field(default_factory=list)
+
+
+def _reach(f: IO[bytes], layout: CarLayout, scan: _Scan) -> _Reach:
+    reach = _Reach()
+    bad = {x.cid_bytes for x in scan.corrupt}
+
+    def read(visit: Visit) -> bytes | None:
+        link = visit.link
+        raw = link.cid_bytes
+        code, digest = multihash_of(link)
+        if code != IDENTITY and raw not in scan.places:
+            reach.missing[raw] = link
+            return None
+        reach.reached.add(raw)
+        if code == IDENTITY:
+            return digest
+        if raw in bad:
+            return None  # its links cannot be trusted
+        data_offset, data_length = scan.places[raw]
+        return os.pread(f.fileno(), data_length, data_offset)
+
+    def children(link: Link, data: bytes) -> list[Link]:
+        try:
+            return links_of(link, data)
+        except CodecError as exc:
+            reach.undecodable.append((link, str(exc)))
+            return []
+
+    for _ in walk(layout.roots, read, children):
+        pass
+    return reach
 
 
 def _check_index(

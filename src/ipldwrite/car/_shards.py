@@ -22,9 +22,9 @@ from typing import IO, Any, Final
 
 from ipldwrite.blockstore._base import BlockGetter
 from ipldwrite.blockstore._location import car_location
-from ipldwrite.car._export import _walk
-from ipldwrite.car._format import PRAGMA, V2_HEADER_SIZE, CarWriter, encode_v1_header, multihash_of
+from ipldwrite.car._export import dag_blocks
 from ipldwrite.ipld import DAG_CBOR, IDENTITY, SHA2_256, Link, link_str, to_link, varint
+from ipldwrite.ipld._car import PRAGMA, V2_HEADER_SIZE, CarWriter, encode_v1_header, multihash_of
 
 __all__ = ["DEFAULT_SHARD_BYTES", "ShardSummary", "car_cid", "export_car_shards"]
 
@@ -179,76 +179,105 @@ def export_car_shards(
         raise ValueError(f"max_bytes={max_bytes}: a CAR shard needs room for at least 4 KiB")
     fs, where = car_location(directory, storage_options, write=True)
     if fs is not None:
-        with tempfile.TemporaryDirectory(prefix="ipldwrite-shards-") as tmp:
-            local = export_car_shards(root_link, blockstore, tmp, max_bytes=max_bytes)
-            uploaded = [upload(fs, where, p) for p in (*local.shards, local.root_car)]
-        return dataclasses.replace(
-            local,
-            directory=fs.unstrip_protocol(where),
-            root_car=uploaded[-1],
-            shards=tuple(uploaded[:-1]),
-        )
+        return _export_and_upload(root_link, blockstore, fs, where, max_bytes)
     target_dir = Path(where)
     if target_dir.exists() and not target_dir.is_dir():
         raise NotADirectoryError(f"{target_dir} is not a directory; give the shards' directory")
     target_dir.mkdir(parents=True, exist_ok=True)
-    resolved = target_dir.resolve()
-    created: list[Path] = []
-    open_files: list[_ShardFile] = []
-
-    def publish(shard: _ShardFile, name: str | None) -> tuple[Path, int]:
-        size = shard.finish()
-        final = _target(resolved, name or f"{link_str(car_cid(_file_digest(shard.tmp)))}.car")
-        if not final.exists():
-            created.append(final)
-        os.replace(shard.tmp, final)
-        open_files.remove(shard)
-        return final, size
-
+    files = _ShardSet(target_dir.resolve(), root_link, max_bytes)
     try:
-        head = _ShardFile(resolved, root_link)
-        open_files.append(head)
-        current: _ShardFile | None = None
-        shards: list[tuple[Path, int]] = []
-        blocks = data_bytes = 0
-        for link, data in _walk(blockstore, root_link):
-            if multihash_of(link)[0] == IDENTITY:
-                continue  # the CID carries the data, as export_car does
-            blocks += 1
-            data_bytes += len(data)
-            is_node = link.cid_bytes[1:2] == bytes((DAG_CBOR,)) or link == root_link
-            if is_node and head.size_with(link, data) <= max_bytes:
-                head.add(link, data)
-                continue
-            if current is not None and current.size_with(link, data) > max_bytes:
-                shards.append(publish(current, None))
-                current = None
-            if current is None:
-                current = _ShardFile(resolved, root_link)
-                open_files.append(current)
-                if current.size_with(link, data) > max_bytes:
-                    raise ValueError(
-                        f"max_bytes={max_bytes} is too small for block {link_str(link)} of "
-                        f"{len(data)} bytes; use at least a few MiB"
-                    )
-            current.add(link, data)
-        if current is not None:
-            shards.append(publish(current, None))
-        root_car, root_size = publish(head, f"{link_str(root_link)}.car")
+        for link, data in dag_blocks(blockstore, root_link):
+            if multihash_of(link)[0] != IDENTITY:  # the CID carries the data, as export_car does
+                files.add(link, data)
+        root_car, root_size = files.finish()
     except BaseException:
-        for shard in open_files:
-            shard.discard()
-        for path in created:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        files.discard()
         raise
     return ShardSummary(
-        directory=resolved,
+        directory=files.directory,
         root=root_link,
         root_car=root_car,
-        shards=tuple(p for p, _ in shards),
-        blocks=blocks,
-        data_bytes=data_bytes,
-        sizes=(root_size, *(s for _, s in shards)),
+        shards=tuple(p for p, _ in files.shards),
+        blocks=files.blocks,
+        data_bytes=files.data_bytes,
+        sizes=(root_size, *(s for _, s in files.shards)),
         max_bytes=max_bytes,
     )
+
+
+def _export_and_upload(
+    root: Link, blockstore: BlockGetter, fs: Any, where: str, max_bytes: int
+) -> ShardSummary:
+    """Export to a local temporary directory, then upload every file, the root CAR last."""
+    with tempfile.TemporaryDirectory(prefix="ipldwrite-shards-") as tmp:
+        local = export_car_shards(root, blockstore, tmp, max_bytes=max_bytes)
+        uploaded = [upload(fs, where, p) for p in (*local.shards, local.root_car)]
+    return dataclasses.replace(
+        local,
+        directory=fs.unstrip_protocol(where),
+        root_car=uploaded[-1],
+        shards=tuple(uploaded[:-1]),
+    )
+
+
+class _ShardSet:
+    """The files of one sharded export: the root CAR (``head``), which takes metadata nodes
+    while they fit, and the shard being filled. Published files are renamed to their final,
+    content-derived names; :meth:`discard` removes everything this export wrote."""
+
+    def __init__(self, directory: Path, root: Link, max_bytes: int) -> None:
+        self.directory = directory
+        self.root = root
+        self.max_bytes = max_bytes
+        self.created: list[Path] = []
+        self.open_files: list[_ShardFile] = []
+        self.shards: list[tuple[Path, int]] = []
+        self.blocks = self.data_bytes = 0
+        self.current: _ShardFile | None = None
+        self.head = self._open()
+
+    def _open(self) -> _ShardFile:
+        shard = _ShardFile(self.directory, self.root)
+        self.open_files.append(shard)
+        return shard
+
+    def _publish(self, shard: _ShardFile, name: str | None) -> tuple[Path, int]:
+        size = shard.finish()
+        final = _target(self.directory, name or f"{link_str(car_cid(_file_digest(shard.tmp)))}.car")
+        if not final.exists():
+            self.created.append(final)
+        os.replace(shard.tmp, final)
+        self.open_files.remove(shard)
+        return final, size
+
+    def add(self, link: Link, data: bytes) -> None:
+        self.blocks += 1
+        self.data_bytes += len(data)
+        is_node = link.cid_bytes[1:2] == bytes((DAG_CBOR,)) or link == self.root
+        if is_node and self.head.size_with(link, data) <= self.max_bytes:
+            self.head.add(link, data)
+            return
+        if self.current is not None and self.current.size_with(link, data) > self.max_bytes:
+            self.shards.append(self._publish(self.current, None))
+            self.current = None
+        if self.current is None:
+            self.current = self._open()
+            if self.current.size_with(link, data) > self.max_bytes:
+                raise ValueError(
+                    f"max_bytes={self.max_bytes} is too small for block {link_str(link)} of "
+                    f"{len(data)} bytes; use at least a few MiB"
+                )
+        self.current.add(link, data)
+
+    def finish(self) -> tuple[Path, int]:
+        """Publish the last shard, then the root CAR; the root CAR's path and size."""
+        if self.current is not None:
+            self.shards.append(self._publish(self.current, None))
+        return self._publish(self.head, f"{link_str(self.root)}.car")
+
+    def discard(self) -> None:
+        for shard in self.open_files:
+            shard.discard()
+        for path in self.created:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

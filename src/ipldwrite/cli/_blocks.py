@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
 from ipldwrite.cli._common import (
-    EXIT_PROBLEM,
     blockstore_option,
     emit,
+    emit_report,
     json_option,
     open_blockstore,
     show_progress,
@@ -106,16 +105,10 @@ def verify_cmd(root: str, blockstore: str | None, as_json: bool) -> None:
     from ipldwrite.audit import verify
 
     report = verify(root, open_blockstore(blockstore), progress=show_progress(as_json))
-    text = "\n".join(
-        [
-            *(str(p) for p in report.problems),
-            f"{'OK' if report.ok else 'DAMAGED'}: {report.blocks} blocks, {report.bytes} bytes "
-            f"checked, {len(report.problems)} problems",
-        ]
+    summary = (
+        f"{report.blocks} blocks, {report.bytes} bytes checked, {len(report.problems)} problems"
     )
-    emit(as_json, report.to_json(), text)
-    if not report.ok:
-        sys.exit(EXIT_PROBLEM)
+    emit_report(as_json, report, map(str, report.problems), summary)
 
 
 @click.command("stat")

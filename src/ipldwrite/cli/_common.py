@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -72,6 +72,15 @@ def emit(as_json: bool, data: dict[str, Any], text: str) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
     else:
         click.echo(text)
+
+
+def emit_report(as_json: bool, report: Any, lines: Iterable[str], summary: str) -> None:
+    """Print an audit report (``verify``, ``repair``): its JSON form, or its lines and an
+    ``OK``/``DAMAGED`` summary; then exit with 1 when the report is not ok."""
+    verdict = "OK" if report.ok else "DAMAGED"
+    emit(as_json, report.to_json(), "\n".join([*lines, f"{verdict}: {summary}"]))
+    if not report.ok:
+        sys.exit(EXIT_PROBLEM)
 
 
 class DataProblem(click.ClickException):

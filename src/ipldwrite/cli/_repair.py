@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ipldwrite.cli._common import (
-    EXIT_PROBLEM,
     blockstore_option,
     emit,
+    emit_report,
     json_option,
     open_blockstore,
 )
@@ -35,17 +33,15 @@ def repair_cmd(root: str, source: str, blockstore: str | None, as_json: bool) ->
     from ipldwrite.audit import repair
 
     report = repair(root, open_blockstore(blockstore), open_blockstore(source))
-    text = "\n".join(
-        [
-            *(f"repaired block {p.cid} at {p.path}" for p in report.repaired),
-            *(f"not repaired: {p}" for p in report.problems),
-            f"{'OK' if report.ok else 'DAMAGED'}: {len(report.repaired)} blocks repaired, "
-            f"{len(report.problems)} problems left, {report.blocks} blocks sound",
-        ]
+    lines = [
+        *(f"repaired block {p.cid} at {p.path}" for p in report.repaired),
+        *(f"not repaired: {p}" for p in report.problems),
+    ]
+    summary = (
+        f"{len(report.repaired)} blocks repaired, {len(report.problems)} problems left, "
+        f"{report.blocks} blocks sound"
     )
-    emit(as_json, report.to_json(), text)
-    if not report.ok:
-        sys.exit(EXIT_PROBLEM)
+    emit_report(as_json, report, lines, summary)
 
 
 @click.command("gc")

@@ -1,4 +1,5 @@
-"""Content addressing: CIDs, hashing and the strict DAG-CBOR and DAG-PB codecs. Pure, no I/O."""
+"""Content addressing: CIDs, hashing, the strict DAG-CBOR and DAG-PB codecs and the CAR byte
+format (``ipldwrite.ipld._car``). Pure: no I/O beyond the file objects a caller hands in."""
 
 from ipldwrite.ipld._cid import (
     BLAKE3,
@@ -10,7 +11,9 @@ from ipldwrite.ipld._cid import (
     CIDParts,
     Link,
     LinkLabel,
+    block_matches,
     codec_name,
+    codec_of,
     compute_link,
     digest_of,
     hash_name,
@@ -25,8 +28,9 @@ from ipldwrite.ipld._cid import (
 )
 from ipldwrite.ipld._codec import check_links, decode, encode
 from ipldwrite.ipld._dagpb import PBLink, PBNode, decode_pb, encode_pb
-from ipldwrite.ipld._links import links_of
+from ipldwrite.ipld._links import link_names, links_of
 from ipldwrite.ipld._varint import MAX_UINT64
+from ipldwrite.ipld._walk import Visit, walk
 
 __all__ = [
     "BLAKE3",
@@ -41,8 +45,11 @@ __all__ = [
     "LinkLabel",
     "PBLink",
     "PBNode",
+    "Visit",
+    "block_matches",
     "check_links",
     "codec_name",
+    "codec_of",
     "compute_link",
     "decode",
     "decode_pb",
@@ -51,6 +58,7 @@ __all__ = [
     "encode_pb",
     "hash_name",
     "link_from_bytes",
+    "link_names",
     "link_str",
     "links_of",
     "parse_cid_bytes",
@@ -59,4 +67,5 @@ __all__ = [
     "to_link",
     "varint",
     "verify_block",
+    "walk",
 ]

@@ -28,6 +28,8 @@ __all__ = [
     "SHA2_256",
     "CIDParts",
     "Link",
+    "block_matches",
+    "codec_of",
     "compute_link",
     "digest_of",
     "link_from_bytes",
@@ -130,10 +132,23 @@ def compute_link(data: bytes | memoryview, codec: int = RAW, hasher: str = "sha2
     return Link(_PREFIXES[codec, code] + digest_of(code, data))
 
 
+def codec_of(link: Link) -> int:
+    """The codec of ``link``; raises :class:`InvalidCIDError` for a malformed CID."""
+    raw = link.cid_bytes
+    if len(raw) > 2 and raw[0] == 1 and raw[1] < 0x80:  # CIDv1, one-byte codec: the usual case
+        return raw[1]
+    return parse_cid_bytes(raw).codec
+
+
+def block_matches(link: Link, data: bytes | memoryview) -> bool:
+    """Whether ``data`` hashes to ``link``'s digest (identity CIDs: equals it)."""
+    parts = parse_cid_bytes(link.cid_bytes)
+    return digest_of(parts.hash_code, data) == parts.digest
+
+
 def verify_block(link: Link, data: bytes | memoryview) -> None:
     """Raise :class:`CorruptBlockError` unless ``data`` hashes to ``link``."""
-    parts = parse_cid_bytes(link.cid_bytes)
-    if digest_of(parts.hash_code, data) != parts.digest:
+    if not block_matches(link, data):
         raise CorruptBlockError(
             f"block {link_str(link)} is corrupt: its {len(data)} bytes hash to a different "
             "digest. Restore it from a good copy: `ipldwrite repair ROOT --from good.car` "

@@ -5,18 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from ipldwrite.errors import CodecError, InvalidCIDError
-from ipldwrite.ipld._cid import DAG_CBOR, DAG_PB, RAW, Link, codec_name, link_str, parse_cid_bytes
+from ipldwrite.ipld._cid import (
+    DAG_CBOR,
+    DAG_PB,
+    RAW,
+    Link,
+    codec_name,
+    codec_of,
+    link_str,
+    parse_cid_bytes,
+)
 from ipldwrite.ipld._codec import decode
 from ipldwrite.ipld._dagpb import decode_pb
 
-__all__ = ["links_of"]
+__all__ = ["link_names", "links_of"]
 
 
-def _codec_of(raw: bytes) -> int:
-    if len(raw) > 2 and raw[0] == 1 and raw[1] < 0x80:  # CIDv1, one-byte codec: the usual case
-        return raw[1]
+def _codec_of(link: Link) -> int:
     try:
-        return parse_cid_bytes(raw).codec
+        return codec_of(link)
     except InvalidCIDError as exc:
         raise CodecError(f"cannot walk a block whose CID is invalid: {exc}") from None
 
@@ -28,7 +35,7 @@ def links_of(link: Link, data: bytes | memoryview) -> list[Link]:
     canonical key order the decoder yields, list items in order. Any other codec raises
     :class:`CodecError`, since a walker that skipped it would silently lose the subtree.
     """
-    codec = _codec_of(link.cid_bytes)
+    codec = _codec_of(link)
     if codec == RAW:
         return []
     if codec == DAG_PB:
@@ -68,4 +75,28 @@ def _cbor_links(value: Any, block: Link) -> list[Link]:
             stack.extend(reversed(item.values()))
         elif isinstance(item, list):
             stack.extend(reversed(item))
+    return found
+
+
+def link_names(link: Link, data: bytes | memoryview) -> list[tuple[str, Link]]:
+    """The links in block ``data`` with the names a path shows for them, in the order of
+    :func:`links_of`: a dag-pb link's name (``[n]`` when it has none), the keys and
+    ``[index]`` steps leading to a dag-cbor link (``members/t2m``). For messages only: it
+    does not check the links, which :func:`links_of` has done during the walk.
+    """
+    codec = _codec_of(link)
+    if codec == DAG_PB:
+        return [(pb.name or f"[{n}]", pb.hash) for n, pb in enumerate(decode_pb(data).links)]
+    if codec != DAG_CBOR:
+        return []
+    found: list[tuple[str, Link]] = []
+    stack: list[tuple[str, Any]] = [("", decode(data, what=f"block {link_str(link)}"))]
+    while stack:
+        prefix, item = stack.pop()
+        if isinstance(item, Link):
+            found.append((prefix.lstrip("/"), item))
+        elif isinstance(item, dict):
+            stack.extend((f"{prefix}/{k}", v) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((f"{prefix}/[{i}]", v) for i, v in reversed(list(enumerate(item))))
     return found

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,18 @@ from ipldwrite.ops._attrs import CombineAttrs, attrs_of, check_decoding_attrs, c
 from ipldwrite.ops._chunking import canonical_chunks, coordinate_like, may_reencode
 from ipldwrite.ops._hierarchy import Hierarchy, dims_of, read_values, rewrite_array, with_shape
 from ipldwrite.store import resolve_blockstore
+
+#: How ``append`` writes an xarray Dataset on top of a root: ``to_ipld_zarr``, the distributed
+#: writer. It lives in the xarray layer, above ops, so ops must not import it: the package
+#: ``ipldwrite/__init__`` plugs it in, and Python runs that before any ``ipldwrite.ops`` import.
+DatasetWriter = Callable[..., Any]
+_dataset_writer: list[DatasetWriter] = []
+
+
+def use_dataset_writer(writer: DatasetWriter) -> None:
+    """Let ``append`` write xarray Datasets with ``writer`` (called as ``to_ipld_zarr`` is)."""
+    _dataset_writer[:] = [writer]
+
 
 #: The zarr.json fields that must agree for arrays to be joined by link.
 SAME_FIELDS = ("data_type", "codecs", "chunk_key_encoding", "fill_value", "storage_transformers")
@@ -346,8 +358,7 @@ def append(
     """Extend ``root`` along ``dim`` with another dataset: a CID (joined by ``concat``) or an
     xarray Dataset (written with the distributed writer on top of ``root``)."""
     if isinstance(other, xr.Dataset):
-        from ipldwrite.xarray import to_ipld_zarr
-
+        (to_ipld_zarr,) = _dataset_writer
         result: CID = to_ipld_zarr(
             other,
             blockstore,

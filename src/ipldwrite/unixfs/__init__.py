@@ -8,7 +8,6 @@ from ipldwrite.unixfs._directory import (
     SHARD_THRESHOLD,
     DirectoryBuilder,
     check_entry_name,
-    decode_node,
     entry_type,
     file_tsize,
     hamt_hash,
@@ -16,6 +15,7 @@ from ipldwrite.unixfs._directory import (
     write_directory,
 )
 from ipldwrite.unixfs._file import file_size, read_file, write_file
+from ipldwrite.unixfs._node import decode_node
 
 __all__ = [
     "HAMT_FANOUT",

@@ -37,7 +37,7 @@ from typing import Final
 
 import mmh3
 
-from ipldwrite.errors import CodecError, FormatError, UnsafeEntryNameError
+from ipldwrite.errors import FormatError, UnsafeEntryNameError
 from ipldwrite.ipld import (
     DAG_PB,
     RAW,
@@ -45,12 +45,12 @@ from ipldwrite.ipld import (
     PBLink,
     PBNode,
     codec_name,
-    decode_pb,
+    codec_of,
     encode_pb,
     link_str,
-    parse_cid_bytes,
 )
-from ipldwrite.unixfs._data import DataType, UnixFSData, decode_unixfs, encode_unixfs
+from ipldwrite.unixfs._data import DataType, UnixFSData, encode_unixfs
+from ipldwrite.unixfs._node import Get, Put, decode_node
 
 __all__ = [
     "HAMT_FANOUT",
@@ -66,9 +66,6 @@ __all__ = [
     "write_directory",
 ]
 
-Put = Callable[[bytes, int], Link]
-Get = Callable[[Link], bytes]
-
 #: The importer's ``shardSplitThresholdBytes``: shard once the estimate exceeds it.
 SHARD_THRESHOLD: Final = 262_144
 #: Multicodec code of murmur3-x64-64, the only HAMT hash any UnixFS implementation uses.
@@ -80,13 +77,6 @@ _DIRECTORY_DATA: Final = encode_unixfs(UnixFSData(DataType.DIRECTORY))
 # The PBNode Data field of a plain directory: tag, length, the 2-byte UnixFS message.
 _DATA_FIELD_SIZE: Final = 2 + len(_DIRECTORY_DATA)
 _DEFAULT_MAX_BLOCK: Final = 1 << 20
-
-
-def _codec(link: Link) -> int:
-    raw = link.cid_bytes
-    if len(raw) > 2 and raw[0] == 1 and raw[1] < 0x80:  # CIDv1, one-byte codec: the usual case
-        return raw[1]
-    return parse_cid_bytes(raw).codec
 
 
 def _varint_len(n: int) -> int:
@@ -216,27 +206,16 @@ class DirectoryBuilder:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _decode(link: Link, block: bytes) -> tuple[PBNode, UnixFSData]:
-    try:
-        node = decode_pb(block)
-        meta = decode_unixfs(node.data) if node.data is not None else None
-    except CodecError as exc:
-        raise CodecError(f"block {link_str(link)}: {exc}") from None
-    if meta is None:
-        raise FormatError(f"{link_str(link)} is a dag-pb node without UnixFS Data")
-    return node, meta
-
-
 def entry_type(link: Link, get: Get) -> DataType:
     """What the UnixFS node at ``link`` is; a raw block is file content (``FILE``)."""
-    codec = _codec(link)
+    codec = codec_of(link)
     if codec == RAW:
         return DataType.FILE
     if codec != DAG_PB:
         raise FormatError(
             f"{link_str(link)} is a {codec_name(codec)} block, not UnixFS (raw or dag-pb)"
         )
-    return _decode(link, get(link))[1].type
+    return decode_node(link, get(link))[1].type
 
 
 def file_tsize(link: Link, get: Get, size: Callable[[Link], int]) -> int:
@@ -245,21 +224,16 @@ def file_tsize(link: Link, get: Get, size: Callable[[Link], int]) -> int:
     A raw block's is its length, asked of ``size`` (blockstores answer from metadata, no
     read); a dag-pb root's is its block plus its links' Tsizes, so only the root is read.
     """
-    codec = _codec(link)
+    codec = codec_of(link)
     if codec == RAW:
         return size(link)
     if codec != DAG_PB:
         raise FormatError(f"{link_str(link)} is a {codec_name(codec)} block, not a UnixFS file")
     block = get(link)
-    node, meta = _decode(link, block)
+    node, meta = decode_node(link, block)
     if meta.type not in (DataType.FILE, DataType.RAW):
         raise FormatError(f"{link_str(link)} is a UnixFS {meta.type.name.lower()}, not a file")
     return len(block) + sum(x.tsize or 0 for x in node.links)
-
-
-def decode_node(link: Link, block: bytes) -> tuple[PBNode, UnixFSData]:
-    """A dag-pb block's node and its UnixFS Data (:class:`FormatError` if it has none)."""
-    return _decode(link, block)
 
 
 def iter_directory(
@@ -274,12 +248,12 @@ def iter_directory(
     :func:`decode_node`, for a caller that has it already.
     """
     if decoded is None:
-        codec = _codec(link)
+        codec = codec_of(link)
         if codec != DAG_PB:
             raise FormatError(
                 f"{link_str(link)} is a {codec_name(codec)} block, not a UnixFS directory"
             )
-        decoded = _decode(link, get(link))
+        decoded = decode_node(link, get(link))
     node, meta = decoded
     if meta.type == DataType.DIRECTORY:
         return _plain_entries(link, node)
@@ -293,17 +267,22 @@ def _where(link: Link) -> str:
     return f"UnixFS directory {link_str(link)}"
 
 
+def _add_entry(name: str, seen: set[str], directory: Link) -> None:
+    """Add an entry name of ``directory`` to ``seen``, refusing unsafe names and repeats."""
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        check_entry_name(name, _where(directory))
+    if name in seen:
+        raise FormatError(f"{_where(directory)} has two entries named {name!r}")
+    seen.add(name)
+
+
 def _plain_entries(link: Link, node: PBNode) -> Iterator[tuple[str, Link]]:
     seen: set[str] = set()
     for pb in node.links:
         name = pb.name
         if name is None:
             raise FormatError(f"{_where(link)} has a link without a name ({link_str(pb.hash)})")
-        if not name or "/" in name or "\0" in name or name in (".", ".."):
-            check_entry_name(name, _where(link))
-        if name in seen:
-            raise FormatError(f"{_where(link)} has two entries named {name!r}")
-        seen.add(name)
+        _add_entry(name, seen, link)
         yield name, pb.hash
 
 
@@ -351,8 +330,8 @@ def _shard_entries(
                     f"fanout {fanout}"
                 )
             if len(name) == width:
-                is_pb = _codec(pb.hash) == DAG_PB
-                sub_node, sub_meta = _decode(pb.hash, get(pb.hash)) if is_pb else (None, None)
+                is_pb = codec_of(pb.hash) == DAG_PB
+                sub_node, sub_meta = decode_node(pb.hash, get(pb.hash)) if is_pb else (None, None)
                 if sub_node is None or sub_meta is None or sub_meta.type != DataType.HAMT_SHARD:
                     what = sub_meta.type.name.lower() if sub_meta else "file"
                     raise FormatError(
@@ -362,11 +341,7 @@ def _shard_entries(
                 children.append((pb.hash, sub_node, sub_meta))
                 continue
             entry = name[width:]
-            if not entry or "/" in entry or "\0" in entry or entry in (".", ".."):
-                check_entry_name(entry, _where(root))
-            if entry in seen:
-                raise FormatError(f"{_where(root)} has two entries named {entry!r}")
-            seen.add(entry)
+            _add_entry(entry, seen, root)
             yield entry, pb.hash
         stack.extend(reversed(children))
 

@@ -12,9 +12,9 @@ overlap the requested range: each File node's blocksizes say where its children 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from ipldwrite.errors import CodecError, FormatError
+from ipldwrite.errors import FormatError
 from ipldwrite.ipld import (
     DAG_PB,
     RAW,
@@ -22,17 +22,14 @@ from ipldwrite.ipld import (
     PBLink,
     PBNode,
     codec_name,
-    decode_pb,
+    codec_of,
     encode_pb,
     link_str,
-    parse_cid_bytes,
 )
-from ipldwrite.unixfs._data import DataType, UnixFSData, decode_unixfs, encode_unixfs
+from ipldwrite.unixfs._data import DataType, UnixFSData, encode_unixfs
+from ipldwrite.unixfs._node import Get, Put, decode_node
 
 __all__ = ["file_size", "read_file", "write_file"]
-
-Put = Callable[[bytes, int], Link]
-Get = Callable[[Link], bytes]
 
 # (link, bytes of file content below it, Tsize: the block plus everything it links to)
 _Built = tuple[Link, int, int]
@@ -85,7 +82,7 @@ def _file_node(children: Sequence[_Built], put: Put) -> _Built:
 
 def _open(link: Link, get: Get) -> tuple[bytes, tuple[PBLink, ...], tuple[int, ...]]:
     """A file node's own bytes, its child links and their content sizes."""
-    codec = parse_cid_bytes(link.cid_bytes).codec
+    codec = codec_of(link)
     if codec not in (RAW, DAG_PB):
         raise FormatError(
             f"{link_str(link)} is a {codec_name(codec)} block, not a UnixFS file "
@@ -94,13 +91,7 @@ def _open(link: Link, get: Get) -> tuple[bytes, tuple[PBLink, ...], tuple[int, .
     block = get(link)
     if codec == RAW:
         return block, (), ()
-    try:
-        node = decode_pb(block)
-        meta = decode_unixfs(node.data) if node.data is not None else None
-    except CodecError as exc:
-        raise CodecError(f"block {link_str(link)}: {exc}") from None
-    if meta is None:
-        raise FormatError(f"{link_str(link)} is a dag-pb node without UnixFS Data, not a file")
+    node, meta = decode_node(link, block)
     if meta.type not in (DataType.FILE, DataType.RAW):
         raise FormatError(
             f"{link_str(link)} is a UnixFS {meta.type.name.lower()}, not a file; "

@@ -1,7 +1,10 @@
 """The CAR container formats, byte by byte: headers, sections and CARv2 indexes.
 
 Pure format logic over binary file objects the caller opens; no policy about which blocks go
-in. CARv1 is ``varint(len(header)) · header · sections``, the header DAG-CBOR
+in. It lives in ``ipld``, the bottom layer, because both the CAR-backed blockstores and the
+``car`` engines above them speak it; ``ipldwrite.car`` is the public face.
+
+CARv1 is ``varint(len(header)) · header · sections``, the header DAG-CBOR
 ``{roots: [CID…], version: 1}`` and each section ``varint(len(cid) + len(data)) · cid ·
 data``. CARv2 wraps a CARv1 payload: an 11-byte pragma, a 40-byte header (16 bytes of
 characteristics, then dataOffset, dataSize and indexOffset as u64 LE), the payload, and
@@ -29,7 +32,8 @@ from dataclasses import dataclass
 from typing import IO, Final, NamedTuple
 
 from ipldwrite.errors import CarError, CodecError, InvalidCIDError, TruncatedCarError
-from ipldwrite.ipld import IDENTITY, Link, decode, encode, parse_cid_bytes, varint
+from ipldwrite.ipld._cid import IDENTITY, Link, parse_cid_bytes, varint
+from ipldwrite.ipld._codec import decode, encode
 
 __all__ = [
     "INDEX_SORTED",
