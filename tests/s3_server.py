@@ -28,7 +28,10 @@ class S3Server:
 
     @property
     def requests(self) -> int:
-        """Requests answered so far (all clients, all buckets)."""
+        """Requests answered so far (all clients, all buckets). Reading it re-arms the
+        access-log counter: other tests in the session may reconfigure logging (a
+        ``dictConfig`` disables existing loggers), and a count must never silently stop."""
+        _arm(self._count)
         return self._count[0]
 
     def obstore_options(self) -> dict[str, Any]:
@@ -66,6 +69,19 @@ class _Counter(logging.Handler):
                 self.count[0] += 1
 
 
+def _arm(count: list[int]) -> _Counter:
+    """Make werkzeug's access log reach the counter of ``count`` (idempotent)."""
+    log = logging.getLogger("werkzeug")
+    counter = next((h for h in log.handlers if isinstance(h, _Counter) and h.count is count), None)
+    if counter is None:
+        counter = _Counter(count)
+        log.addHandler(counter)
+    log.disabled = False
+    log.setLevel(logging.INFO)
+    log.propagate = False  # a line per request would flood pytest's captured log
+    return counter
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     try:
@@ -81,11 +97,8 @@ def s3_server() -> Iterator[S3Server]:
         pytest.skip(f"the moto S3 server could not start on 127.0.0.1: {exc}")
     host, port = server.get_host_and_port()
     info = S3Server(f"http://{host}:{port}")
+    counter = _arm(info._count)
     log = logging.getLogger("werkzeug")
-    counter = _Counter(info._count)
-    log.addHandler(counter)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # a line per request would flood pytest's captured log
     try:
         client = boto3.client(
             "s3",

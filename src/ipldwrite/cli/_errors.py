@@ -42,6 +42,7 @@ EXIT_CODES: dict[type[BaseException], int] = {
     errors.ReadOnlyError: EXIT_USAGE,
     errors.UnsafeBlockstoreError: EXIT_USAGE,
     errors.UnsupportedBlockstoreError: EXIT_USAGE,
+    errors.UnsupportedVersionError: EXIT_USAGE,  # install a supported xarray/zarr
     errors.ChunkAlignmentError: EXIT_USAGE,
     errors.MergeConflictError: EXIT_USAGE,
     errors.IncompatibleDatasetsError: EXIT_USAGE,
