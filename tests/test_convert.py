@@ -153,7 +153,7 @@ def v0_tree(store: MemoryBlockstore, files: dict[str, bytes]) -> Link:
 def key_space(store: MemoryBlockstore, root: object) -> dict[str, bytes]:
     """The zarr key space of a dataset, as the store serves it."""
     zstore = IPLDStore(store, to_link(root))
-    keys = zstore._keys()
+    keys = zstore.keys_under()
     out = {}
     for key in keys:
         buf = zstore.get_sync(key)

@@ -64,7 +64,7 @@ def test_a_hierarchy_10000_groups_deep_is_refused_by_name() -> None:
     for _ in range(10_000):
         link = write_node(store, GroupNode(doc, {"g": link}))
     with pytest.raises(FormatError, match=f"deeper than {MAX_HIERARCHY_DEPTH}"):
-        list(IPLDStore(store, link)._keys())
+        list(IPLDStore(store, link).keys_under())
     with pytest.raises(FormatError, match=f"deeper than {MAX_HIERARCHY_DEPTH}"):
         to_unixfs(link, store)
 

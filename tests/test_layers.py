@@ -170,3 +170,32 @@ def test_the_contract_covers_every_module_of_the_package() -> None:
 
 def test_the_architecture_drawing_matches_the_contract() -> None:
     assert _drawn_layers() == _contract_layers()
+
+
+#: The blockstore contract's backend hooks: wrappers (counting, task buffers, readers)
+#: call their inner blockstore's, as subclasses do; they are the contract, not internals.
+BACKEND_HOOKS = {"_get", "_put", "_has", "_size", "_replace"}
+
+
+def test_no_private_attribute_is_read_across_classes() -> None:
+    """``x._name`` only on ``self``/``cls``, on another instance of the same class in
+    ``__eq__``/copies (``other``, ``clone``), as a backend hook, or in the adapters of
+    ``ipldwrite._compat`` (the one place third-party internals are reached)."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.is_relative_to(PACKAGE / "_compat"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("self", "cls", "other", "clone"):
+                continue
+            if node.attr in BACKEND_HOOKS:
+                continue
+            offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
+    assert offenders == []

@@ -64,12 +64,12 @@ class IPLDFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is unt
         return store, key
 
     def _entry(self, store: IPLDStore, cid: str, key: str) -> dict[str, Any] | None:
-        found = store._locate(key) if key else None
+        found = store.locate(key) if key else None
         name = f"{cid}/{key}" if key else cid
         if found is not None:
             size = len(found) if isinstance(found, bytes) else chunk_size(store.blockstore, found)
             return {"name": name, "size": size, "type": "file"}
-        if not key or store._list_dir(key):
+        if not key or store.children(key):
             return {"name": name, "size": 0, "type": "directory"}
         return None
 
@@ -82,7 +82,7 @@ class IPLDFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is unt
         if info["type"] == "file":
             return [info] if detail else [info["name"]]
         entries = []
-        for name in store._list_dir(key):
+        for name in store.children(key):
             child = f"{key}/{name}" if key else name
             entry = self._entry(store, cid, child)
             if entry is not None:
@@ -100,7 +100,7 @@ class IPLDFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec is unt
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:
         store, key = self._split(path)
-        found = store._locate(key) if key else None
+        found = store.locate(key) if key else None
         if found is None:
             raise FileNotFoundError(path)
         buffer = store.get_sync(key)

@@ -424,10 +424,15 @@ class GatewayServer:
         self._server.serve_forever()
 
     def stop(self) -> None:
+        """Stop a server running in its thread (:meth:`start`) and close its socket."""
         self._server.shutdown()
-        self._server.server_close()
+        self.close()
         if self._thread is not None:
             self._thread.join()
+
+    def close(self) -> None:
+        """Close the listening socket (after :meth:`serve_forever` returns)."""
+        self._server.server_close()
 
     def __enter__(self) -> GatewayServer:
         return self.start()
@@ -442,4 +447,4 @@ def serve(blockstore: Blockstore, host: str = "127.0.0.1", port: int = 8080) -> 
     try:
         server.serve_forever()
     finally:
-        server._server.server_close()
+        server.close()

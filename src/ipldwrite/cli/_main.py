@@ -79,10 +79,14 @@ class IpldwriteGroup(click.Group):
             cmd.params.append(verbose_option())
         super().add_command(cmd, name)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # The raw arguments, not the parsed flag: a usage error can stop parsing before
         # --json is read, and it must be reported as JSON all the same.
-        as_json = "--json" in ctx.args or "--json" in ctx._protected_args
+        ctx.meta["ipldwrite.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        as_json = bool(ctx.meta.get("ipldwrite.json"))
         try:
             return super().invoke(ctx)
         except click.exceptions.Exit:

@@ -72,7 +72,7 @@ def rechunk_to_auto(store: IPLDStore, path: str) -> None:
     doc = meta.to_dict()
     doc["chunk_grid"] = {"name": "regular", "configuration": {"chunk_shape": list(chunks)}}
     new = ArrayV3Metadata.from_dict(doc)
-    for key in store._keys(f"{path}/"):
+    for key in store.keys_under(f"{path}/"):
         if key != join_path(path, "zarr.json"):
             store.delete_sync(key)  # the old chunk keys name other regions now
     buffers = new.to_buffer_dict(default_buffer_prototype())

@@ -240,7 +240,7 @@ class IPLDStore(Store):
         return view
 
     # -- reading -------------------------------------------------------------------------
-    def _locate(self, key: str) -> bytes | Link | None:
+    def locate(self, key: str) -> bytes | Link | None:
         with self._lock:
             if key in self._staged:
                 return self._staged[key]
@@ -264,7 +264,7 @@ class IPLDStore(Store):
         return (prototype or default_buffer_prototype()).buffer.from_bytes(data)
 
     def _read(self, key: str, byte_range: ByteRequest | None) -> bytes | None:
-        found = self._locate(key)
+        found = self.locate(key)
         if found is None:
             return None
         if isinstance(found, bytes):
@@ -304,12 +304,12 @@ class IPLDStore(Store):
     async def exists(self, key: str) -> bool:
         # docstring inherited
         with _needed_for(key):
-            return await asyncio.to_thread(self._locate, key) is not None
+            return await asyncio.to_thread(self.locate, key) is not None
 
     async def getsize(self, key: str) -> int:
         # docstring inherited
         with _needed_for(key):
-            found = await asyncio.to_thread(self._locate, key)
+            found = await asyncio.to_thread(self.locate, key)
             if found is None:
                 raise FileNotFoundError(key)
             if isinstance(found, bytes):
@@ -363,7 +363,7 @@ class IPLDStore(Store):
             self._root = None
 
     # -- listing -------------------------------------------------------------------------
-    def _keys(self, prefix: str = "") -> list[str]:
+    def keys_under(self, prefix: str = "") -> list[str]:
         with self._lock:
             staged = dict(self._staged)
         view = self._view()
@@ -374,15 +374,16 @@ class IPLDStore(Store):
 
     async def list(self) -> AsyncIterator[str]:
         # docstring inherited
-        for key in await asyncio.to_thread(self._keys):
+        for key in await asyncio.to_thread(self.keys_under):
             yield key
 
     async def list_prefix(self, prefix: str) -> AsyncIterator[str]:
         # docstring inherited
-        for key in await asyncio.to_thread(self._keys, prefix):
+        for key in await asyncio.to_thread(self.keys_under, prefix):
             yield key
 
-    def _list_dir(self, prefix: str) -> Sequence[str]:
+    def children(self, prefix: str) -> Sequence[str]:
+        """The names directly under ``prefix`` (what :meth:`list_dir` yields), synchronously."""
         path = prefix.rstrip("/")
         inner = f"{path}/" if path else ""
         with self._lock:
@@ -396,14 +397,14 @@ class IPLDStore(Store):
         if view is not None:
             if any(v is None and k.startswith(inner) for k, v in staged.items()):
                 # Deletions may empty a directory: count only keys that survive.
-                names.update(k[len(inner) :].split("/")[0] for k in self._keys(inner))
+                names.update(k[len(inner) :].split("/")[0] for k in self.keys_under(inner))
             else:
                 names.update(view.list_dir(path))
         return sorted(names)
 
     async def list_dir(self, prefix: str) -> AsyncIterator[str]:
         # docstring inherited
-        for name in await asyncio.to_thread(self._list_dir, prefix):
+        for name in await asyncio.to_thread(self.children, prefix):
             yield name
 
     # -- committing ----------------------------------------------------------------------

@@ -54,6 +54,9 @@ class DataType(IntEnum):
     HAMT_SHARD = 5
 
 
+_DATA_TYPES = frozenset(int(t) for t in DataType)
+
+
 @dataclass(frozen=True, slots=True)
 class UnixTime:
     seconds: int
@@ -182,7 +185,7 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFSData:
             if field == 4:
                 blocksizes.append(value)
                 continue
-            if field == 1 and value not in DataType._value2member_map_:
+            if field == 1 and value not in _DATA_TYPES:
                 raise _fail(f"unknown Type {value}", start)
             if field == 7 and value > _MAX_UINT32:
                 raise _fail(f"mode {value} exceeds uint32", start)
